@@ -1,0 +1,5 @@
+import sys
+
+from aperture.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Turning command-line paths and Python functions into runnable Bokeh applications."""

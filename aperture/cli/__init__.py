@@ -1,0 +1,1 @@
+"""The `aperture` command: `serve`, `secret` and `static`."""

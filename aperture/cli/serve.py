@@ -1,0 +1,121 @@
+"""`aperture serve`: the flags of `bokeh serve`, generated from `aperture.config.SETTINGS`.
+
+Configuration errors and apps that cannot load end the command with one line on
+stderr and exit status 1; argument syntax errors exit 2 (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from aperture.config import SETTINGS, Config, Setting, resolve
+from aperture.errors import AppLoadError, ConfigError
+
+log = logging.getLogger("aperture.server")
+
+TRACE = 9
+
+
+def _add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
+    help_text = setting.help + (f" [env: {setting.env}]" if setting.env else "")
+    if setting.pending:
+        help_text += f" (Not available yet: this option {setting.pending}.)"
+    kw: dict[str, Any] = {"dest": setting.name, "help": help_text}
+    if setting.kind == "bool":
+        parser.add_argument(*setting.flags, action="store_true", default=None, **kw)
+        return
+    if setting.metavar:
+        kw["metavar"] = setting.metavar
+    if setting.kind == "int":
+        kw["type"] = int
+    elif setting.kind == "choice":
+        kw["choices"] = setting.choices
+    elif setting.kind == "list":
+        kw["nargs"] = "+"
+    elif setting.kind == "append":
+        kw["action"] = "append"
+    elif setting.kind == "remainder":
+        kw["nargs"] = argparse.REMAINDER
+    elif setting.kind == "optional-list":
+        kw["nargs"] = "*"
+        kw["metavar"] = "FILES-TO-WATCH"
+    parser.add_argument(*setting.flags, default=None, **kw)
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "serve",
+        help="Serve Bokeh applications (same flags as `bokeh serve`).",
+        description="Serve one or more Bokeh applications: scripts (.py), notebooks (.ipynb) or directories.",
+    )
+    parser.add_argument(
+        "apps", nargs="*", metavar="DIRECTORY-OR-SCRIPT", help="The app scripts, notebooks or directories to serve."
+    )
+    for setting in SETTINGS:
+        _add_setting(parser, setting)
+    parser.set_defaults(run=run)
+
+
+def configure_logging(config: Config) -> None:
+    logging.addLevelName(TRACE, "TRACE")
+    level = TRACE if config.log_level == "trace" else getattr(logging, config.log_level.upper())
+    logging.basicConfig(format=config.log_format, filename=config.log_file, level=logging.WARNING, force=True)
+    for name in ("aperture", "bokeh"):
+        logging.getLogger(name).setLevel(level)
+
+
+def fail(message: str) -> int:
+    print(f"aperture: error: {message}", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    flags = vars(args)
+    try:
+        config = resolve(flags, os.environ)
+    except ConfigError as exc:
+        return fail(str(exc))
+    configure_logging(config)
+    if config.dev is not None and os.environ.get("APERTURE_DEV_CHILD") != "1":
+        from aperture.cli.reload import supervise
+
+        return supervise(config, sys.argv)
+    return serve(config)
+
+
+def serve(config: Config) -> int:
+    from aperture.apps.loading import applications_for_paths
+    from aperture.server import Server, versions
+
+    try:
+        apps = applications_for_paths(config.apps, config.argv, config.glob)
+    except AppLoadError as exc:
+        return fail(str(exc))
+    server = Server(apps, config=config)
+    try:
+        server.bind()
+    except ConfigError as exc:
+        return fail(str(exc))
+    log.info("Starting %s", versions())
+    for url in server.app_urls():
+        log.info("Bokeh app running at: %s", url)
+    log.info("Serving with process id: %d", os.getpid())
+    if config.show:
+        _show(config, server.app_urls())
+    server.run()
+    return 0
+
+
+def _show(config: Config, urls: list[str]) -> None:
+    import webbrowser
+
+    try:
+        browser = webbrowser.get(config.browser) if config.browser else webbrowser
+        for url in urls:
+            browser.open_new_tab(url)
+    except Exception as exc:  # a missing browser must not stop the server
+        log.warning("--show: could not open a browser: %s", exc)

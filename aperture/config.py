@@ -1,0 +1,330 @@
+"""One frozen `Config`: every setting of a server, resolved once at start-up.
+
+This module is the only reader of the command line and of `BOKEH_*` environment
+variables. `SETTINGS` describes each `aperture serve` flag (its default, its
+environment variable, its help, and whether this version implements it); the CLI
+builds its parser from that table, and `resolve()` turns parsed flags plus an
+environment mapping into a validated `Config`. Errors are `ConfigError`s whose text
+names the flag and the variable, so the CLI can print one line and exit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aperture.errors import ConfigError
+from aperture.security.origins import parse_allowlist
+
+DEFAULT_PORT = 5006
+DEFAULT_LOG_FORMAT = "%(asctime)s %(message)s"
+DEFAULT_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "None")
+SESSION_ID_MODES = ("unsigned", "signed", "external-signed")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One `aperture serve` flag: how it parses and where its default comes from."""
+
+    name: str
+    flags: tuple[str, ...]
+    help: str
+    env: str | None = None
+    kind: str = "str"  # str | int | bool | list | choice | remainder | optional-list
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    pending: str | None = None  # why the flag is refused at start-up, when not built yet
+
+
+def _s(name: str, help: str, **kw: Any) -> Setting:
+    flag = "--" + name.replace("_", "-")
+    return Setting(name=name, flags=(flag,), help=help, **kw)
+
+
+_LATER_SECURITY = "comes with the security release (issue 2/4)"
+_LATER_DEPLOY = "comes with the deployment release (issue 3/4)"
+
+SETTINGS: tuple[Setting, ...] = (
+    _s("port", "Port to listen on (0 picks a free port and prints it).", kind="int", metavar="PORT"),
+    _s("address", "Address to listen on (default: all interfaces).", metavar="ADDRESS"),
+    _s("unix_socket", "Unix domain socket to listen on.", metavar="UNIX-SOCKET", pending=_LATER_DEPLOY),
+    _s("log_level", "Log level of the server.", env="BOKEH_PY_LOG_LEVEL", kind="choice", choices=LOG_LEVELS),
+    _s("log_format", "Log record format (Python logging).", metavar="LOG-FORMAT"),
+    _s("log_file", "Append log records to this file instead of stderr.", metavar="LOG-FILE"),
+    _s("use_config", "Bokeh YAML settings file to load.", metavar="CONFIG", pending="is not supported yet"),
+    _s("args", "Everything after --args is passed to the apps as sys.argv[1:].", kind="remainder"),
+    _s("dev", "Reload the server when the app or these files change.", kind="optional-list"),
+    _s("show", "Open the served apps in a browser.", kind="bool", env="BOKEH_BROWSER"),
+    _s(
+        "allow_websocket_origin",
+        "Host (HOST[:PORT], '*' wildcards allowed) whose pages may open websockets; repeatable.",
+        env="BOKEH_ALLOW_WS_ORIGIN",
+        kind="append",
+        metavar="HOST[:PORT]",
+    ),
+    _s("prefix", "URL prefix under which every app is served.", metavar="PREFIX"),
+    _s("ico_path", "Path to a .ico favicon, or 'none'.", env="BOKEH_ICO_PATH", metavar="ICO_PATH"),
+    _s("keep_alive", "Milliseconds between websocket pings (0 disables).", kind="int", metavar="MILLISECONDS"),
+    _s(
+        "check_unused_sessions",
+        "Milliseconds between checks for unused sessions.",
+        kind="int",
+        metavar="MILLISECONDS",
+    ),
+    _s(
+        "unused_session_lifetime",
+        "Milliseconds a session without connections is kept.",
+        kind="int",
+        metavar="MILLISECONDS",
+    ),
+    _s("stats_log_frequency", "Milliseconds between statistics log lines.", kind="int", metavar="MILLISECONDS"),
+    _s("mem_log_frequency", "Milliseconds between memory log lines (0 disables).", kind="int", metavar="MILLISECONDS"),
+    _s("use_xheaders", "Trust X-Real-Ip/X-Forwarded-For and X-Scheme/X-Forwarded-Proto.", kind="bool"),
+    _s("ssl_certfile", "TLS certificate file.", env="BOKEH_SSL_CERTFILE", metavar="CERTFILE", pending=_LATER_DEPLOY),
+    _s("ssl_keyfile", "TLS private key file.", env="BOKEH_SSL_KEYFILE", metavar="KEYFILE", pending=_LATER_DEPLOY),
+    _s(
+        "session_ids",
+        "How session ids are made and checked.",
+        env="BOKEH_SIGN_SESSIONS",
+        kind="choice",
+        choices=SESSION_ID_MODES,
+        metavar="MODE",
+    ),
+    _s("auth_module", "Python file with authentication hooks.", env="BOKEH_AUTH_MODULE", pending=_LATER_SECURITY),
+    _s("enable_xsrf_cookies", "Check XSRF cookies.", env="BOKEH_XSRF_COOKIES", kind="bool", pending=_LATER_SECURITY),
+    _s("exclude_headers", "Request headers not passed to apps.", kind="list", metavar="HEADER"),
+    _s("exclude_cookies", "Request cookies not passed to apps.", kind="list", metavar="COOKIE"),
+    _s("include_headers", "The only request headers passed to apps.", kind="list", metavar="HEADER"),
+    _s("include_cookies", "The only request cookies passed to apps.", kind="list", metavar="COOKIE"),
+    _s("cookie_secret", "Secret for signed cookies.", env="BOKEH_COOKIE_SECRET", metavar="COOKIE_SECRET"),
+    _s("index", "Tornado template file for the index page.", metavar="INDEX"),
+    _s("disable_index", "Do not serve an index page at /.", kind="bool"),
+    _s("disable_index_redirect", "Show the index page even when there is a single app.", kind="bool"),
+    _s("num_procs", "Number of worker processes.", kind="int", metavar="N"),
+    _s("session_token_expiration", "Seconds a session token is valid for.", kind="int", metavar="N"),
+    _s("websocket_max_message_size", "Largest websocket message accepted, in bytes.", kind="int", metavar="BYTES"),
+    _s("websocket_compression_level", "Enable permessage-deflate at this zlib level.", kind="int", metavar="LEVEL"),
+    _s("websocket_compression_mem_level", "zlib memory level for compression.", kind="int", metavar="LEVEL"),
+    _s("glob", "Expand app paths as glob patterns.", kind="bool"),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a server needs to know, validated. Times are in milliseconds unless named."""
+
+    apps: tuple[str, ...] = ()
+    argv: tuple[str, ...] = ()
+    port: int = DEFAULT_PORT
+    address: str | None = None
+    prefix: str = ""
+    log_level: str = "info"
+    log_format: str = DEFAULT_LOG_FORMAT
+    log_file: str | None = None
+    dev: tuple[str, ...] | None = None
+    show: bool = False
+    browser: str | None = None
+    allow_websocket_origin: tuple[str, ...] = ()
+    env_websocket_origin: tuple[str, ...] = ()
+    ico_path: str | None = "default"
+    keep_alive: int = 37000
+    check_unused_sessions: int = 17000
+    unused_session_lifetime: int = 15000
+    stats_log_frequency: int = 15000
+    mem_log_frequency: int = 0
+    use_xheaders: bool = False
+    sign_sessions: bool = False
+    generate_session_ids: bool = True
+    secret_key: bytes | None = None
+    include_headers: tuple[str, ...] | None = None
+    exclude_headers: tuple[str, ...] | None = None
+    include_cookies: tuple[str, ...] | None = None
+    exclude_cookies: tuple[str, ...] | None = None
+    cookie_secret: str | None = None
+    index: str | None = None
+    use_index: bool = True
+    redirect_root: bool = True
+    num_procs: int = 1
+    session_token_expiration: int = 300
+    websocket_max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    websocket_compression_level: int | None = None
+    websocket_compression_mem_level: int | None = None
+    glob: bool = False
+    js_log_level: str = "info"
+    minified: bool = True
+    bokeh_dev: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def origin_allowlist(self, actual_port: int) -> tuple[str, ...]:
+        """The websocket origins allowed once the real port is known."""
+        if self.env_websocket_origin:
+            return self.env_websocket_origin
+        if self.allow_websocket_origin:
+            return self.allow_websocket_origin
+        return (f"localhost:{actual_port}",)
+
+
+def parse_bool(text: str, what: str) -> bool:
+    """Read a yes/no setting the way a person means it (unlike the reference's truthiness)."""
+    value = text.strip().lower()
+    if value in ("1", "yes", "true", "on"):
+        return True
+    if value in ("", "0", "no", "false", "off"):
+        return False
+    raise ConfigError(f"{what} must be yes/no, true/false, on/off or 1/0, got {text!r}")
+
+
+def normalize_prefix(prefix: str | None) -> str:
+    """'pfx', '/pfx', 'pfx/' and '/pfx/' all mean '/pfx'; nothing means ''."""
+    stripped = (prefix or "").strip("/")
+    return "/" + stripped if stripped else ""
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def _positive(value: int, flag: str, allow_zero: bool = False) -> int:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{flag} must be {bound}, got {value}")
+    return value
+
+
+def _refuse_pending(flags: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    for setting in SETTINGS:
+        if setting.pending is None:
+            continue
+        value = flags.get(setting.name)
+        from_env = setting.env is not None and _env(environ, setting.env) is not None
+        if value not in (None, False, [], ()) or from_env:
+            where = setting.flags[0] + (f" / {setting.env}" if setting.env else "")
+            raise ConfigError(f"{where}: this option {setting.pending}; remove it to start the server")
+
+
+def _session_modes(flags: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[bool, bool, bytes | None]:
+    mode = flags.get("session_ids")
+    if mode is None:
+        raw = _env(environ, "BOKEH_SIGN_SESSIONS")
+        signed = parse_bool(raw, "BOKEH_SIGN_SESSIONS") if raw is not None else False
+        mode = "signed" if signed else "unsigned"
+    key_text = _env(environ, "BOKEH_SECRET_KEY")
+    secret = key_text.encode("utf-8") if key_text is not None else None
+    signed = mode in ("signed", "external-signed")
+    if signed and secret is None:
+        raise ConfigError(
+            "--session-ids / BOKEH_SIGN_SESSIONS: signing sessions needs BOKEH_SECRET_KEY; "
+            "create one with `aperture secret`"
+        )
+    return signed, mode != "external-signed", secret
+
+
+def _name_lists(flags: Mapping[str, Any], kind: str) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    include, exclude = flags.get(f"include_{kind}"), flags.get(f"exclude_{kind}")
+    if include is not None and exclude is not None:
+        raise ConfigError(f"--include-{kind} / --exclude-{kind}: declare either an include or an exclude list, not both")
+    return (tuple(include) if include is not None else None, tuple(exclude) if exclude is not None else None)
+
+
+def _ico(flags: Mapping[str, Any], environ: Mapping[str, str], dev: bool) -> str | None:
+    value = flags.get("ico_path") or _env(environ, "BOKEH_ICO_PATH") or ("default-dev" if dev else "default")
+    if value.lower() == "none":
+        return None
+    if value in ("default", "default-dev") or value.endswith(".ico"):
+        return str(value)
+    raise ConfigError(f"--ico-path / BOKEH_ICO_PATH: expected a .ico file, 'default' or 'none', got {value!r}")
+
+
+def _log_level(flags: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    level = flags.get("log_level") or _env(environ, "BOKEH_PY_LOG_LEVEL")
+    if level is None or level.lower() == "none":
+        return "info"
+    if level.lower() not in ("trace", "debug", "info", "warning", "error", "critical"):
+        raise ConfigError(f"--log-level / BOKEH_PY_LOG_LEVEL: unknown level {level!r}")
+    return str(level.lower())
+
+
+def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
+    """Build the Config from parsed flags (None = not given) and the environment."""
+    env = os.environ if environ is None else environ
+    _refuse_pending(flags, env)
+
+    def given(name: str, default: Any) -> Any:
+        value = flags.get(name)
+        return default if value is None else value
+
+    default_port = int(_env(env, "BOKEH_DEFAULT_SERVER_PORT") or DEFAULT_PORT)
+    port = given("port", default_port)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {port}")
+    signed, generate, secret = _session_modes(flags, env)
+    include_headers, exclude_headers = _name_lists(flags, "headers")
+    include_cookies, exclude_cookies = _name_lists(flags, "cookies")
+    bokeh_dev = parse_bool(_env(env, "BOKEH_DEV") or "no", "BOKEH_DEV")
+    try:
+        origins = parse_allowlist(flags.get("allow_websocket_origin") or ())
+    except ValueError as exc:
+        raise ConfigError(f"--allow-websocket-origin: {exc}") from None
+    env_origins = tuple(o.strip() for o in (_env(env, "BOKEH_ALLOW_WS_ORIGIN") or "").split(",") if o.strip())
+    dev = flags.get("dev")
+    apps = tuple(flags.get("apps") or ())
+    if dev is not None and len(apps) != 1:
+        raise ConfigError("--dev: exactly one app must be given to serve in development mode")
+    num_procs = given("num_procs", 1)
+    if num_procs != 1:
+        raise ConfigError(f"--num-procs: more than one process {_LATER_DEPLOY}")
+    max_size = given("websocket_max_message_size", DEFAULT_MAX_MESSAGE_SIZE)
+    minified_raw = _env(env, "BOKEH_MINIFIED")
+    return Config(
+        apps=apps,
+        argv=tuple(flags.get("args") or ()),
+        port=port,
+        address=flags.get("address") or None,
+        prefix=normalize_prefix(flags.get("prefix")),
+        log_level=_log_level(flags, env),
+        log_format=given("log_format", DEFAULT_LOG_FORMAT),
+        log_file=flags.get("log_file"),
+        dev=tuple(dev) if dev is not None else None,
+        show=bool(flags.get("show")),
+        browser=_env(env, "BOKEH_BROWSER"),
+        allow_websocket_origin=origins,
+        env_websocket_origin=env_origins,
+        ico_path=_ico(flags, env, dev is not None),
+        keep_alive=_positive(given("keep_alive", 37000), "--keep-alive", allow_zero=True),
+        check_unused_sessions=_positive(given("check_unused_sessions", 17000), "--check-unused-sessions"),
+        unused_session_lifetime=_positive(given("unused_session_lifetime", 15000), "--unused-session-lifetime"),
+        stats_log_frequency=_positive(given("stats_log_frequency", 15000), "--stats-log-frequency"),
+        mem_log_frequency=_positive(given("mem_log_frequency", 0), "--mem-log-frequency", allow_zero=True),
+        use_xheaders=bool(flags.get("use_xheaders")),
+        sign_sessions=signed,
+        generate_session_ids=generate,
+        secret_key=secret,
+        include_headers=include_headers,
+        exclude_headers=exclude_headers,
+        include_cookies=include_cookies,
+        exclude_cookies=exclude_cookies,
+        cookie_secret=flags.get("cookie_secret") or _env(env, "BOKEH_COOKIE_SECRET"),
+        index=flags.get("index"),
+        use_index=not flags.get("disable_index"),
+        redirect_root=not flags.get("disable_index_redirect"),
+        num_procs=num_procs,
+        session_token_expiration=_positive(given("session_token_expiration", 300), "--session-token-expiration"),
+        websocket_max_message_size=_positive(max_size, "--websocket-max-message-size"),
+        websocket_compression_level=flags.get("websocket_compression_level"),
+        websocket_compression_mem_level=flags.get("websocket_compression_mem_level"),
+        glob=bool(flags.get("glob")),
+        js_log_level=_env(env, "BOKEH_LOG_LEVEL") or ("debug" if bokeh_dev else "info"),
+        minified=parse_bool(minified_raw, "BOKEH_MINIFIED") if minified_raw else not bokeh_dev,
+        bokeh_dev=bokeh_dev,
+    )
+
+
+def names_in(settings: Sequence[Setting]) -> list[str]:
+    """Flag names, for docs and tests."""
+    return [s.flags[0] for s in settings]

@@ -1,0 +1,62 @@
+"""Secret keys and session ids, generated and checked exactly as Bokeh 3.9 does.
+
+Generated secrets and ids are 44 characters drawn uniformly from `ID_ALPHABET` with the operating
+system's CSPRNG (`secrets`, about 262 bits). A signed id is `<base>.<sign_text(secret, base)>`; the
+base may be any string, and checking splits at the first `.`. In unsigned mode every id is accepted
+(emptiness is the caller's concern). The secret is the raw UTF-8 bytes of `BOKEH_SECRET_KEY`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from aperture.security.signing import sign_text, signature_matches
+
+__all__ = [
+    "ID_ALPHABET",
+    "ID_LENGTH",
+    "check_session_id_signature",
+    "generate_secret_key",
+    "generate_session_id",
+]
+
+ID_ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
+"""The 62 symbols of generated session ids and secret keys, in Bokeh's order."""
+
+ID_LENGTH = 44
+"""Length of generated session ids (before any signature) and of generated secret keys."""
+
+
+def _random_string(length: int = ID_LENGTH) -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+
+
+def generate_secret_key() -> str:
+    """A fresh secret key, as printed by `bokeh secret` (44 characters)."""
+    return _random_string()
+
+
+def generate_session_id(secret: bytes | None = None, signed: bool = False) -> str:
+    """A fresh 44-character session id; with `signed`, followed by `.` and its signature."""
+    base = _random_string()
+    if not signed:
+        return base
+    if secret is None:
+        raise ValueError("a secret key is required to sign session ids")
+    return f"{base}.{sign_text(secret, base)}"
+
+
+def check_session_id_signature(session_id: str, secret: bytes | None, signed: bool) -> bool:
+    """True if the id is acceptable: always when unsigned, else `<base>.<valid signature>`.
+
+    Never raises; with `signed` and no secret every id is refused.
+    """
+    if not signed:
+        return True
+    if secret is None:
+        return False
+    base, dot, signature = session_id.partition(".")
+    if not dot:
+        return False
+    return signature_matches(secret, base, signature)

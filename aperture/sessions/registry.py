@@ -1,0 +1,135 @@
+"""`SessionRegistry`: the live sessions of one app route in this process.
+
+Creation is coalesced: concurrent requests for one id wait for the same creation,
+and a creation that fails leaves nothing behind (the next request tries afresh,
+instead of hanging like the reference). Unused sessions - no connections for longer
+than the configured lifetime and no locked operation running - are destroyed by
+`discard_unused`, which the server calls periodically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bokeh.document import Document
+
+from aperture.apps.runner import AppRunner
+from aperture.errors import AppFailedError, SessionError
+from aperture.protocol import MessageIds
+from aperture.sessions.context import RequestData, ServerContext, SessionContext
+from aperture.sessions.session import Session
+
+log = logging.getLogger("aperture.sessions")
+
+
+class SessionRegistry:
+    """Sessions of one app, by id."""
+
+    def __init__(
+        self,
+        runner: AppRunner,
+        *,
+        ids: MessageIds,
+        clock: Callable[[], float] = time.monotonic,
+        logout_url: str | None = None,
+    ) -> None:
+        self.runner = runner
+        self.server_context = ServerContext(self)
+        self._ids = ids
+        self._clock = clock
+        self._logout_url = logout_url
+        self._sessions: dict[str, Session] = {}
+        self._pending: dict[str, asyncio.Future[Session]] = {}
+
+    @property
+    def url(self) -> str:
+        return self.runner.route
+
+    def live_sessions(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    def get(self, session_id: str) -> Session | None:
+        return self._sessions.get(session_id)
+
+    async def get_or_create(
+        self,
+        session_id: str,
+        *,
+        request: RequestData | None,
+        token: str | None,
+        payload: Mapping[str, Any],
+    ) -> Session:
+        """The session with this id, created (app code run once) if it does not exist."""
+        if not session_id:
+            raise SessionError("session id must not be empty")
+        session = self._sessions.get(session_id)
+        if session is not None:
+            return session
+        pending = self._pending.get(session_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+        self._pending[session_id] = future
+        try:
+            session = await self._create(session_id, request, token, payload)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # consumed here; waiters get it through their own await
+            raise
+        finally:
+            del self._pending[session_id]
+        self._sessions[session_id] = session
+        future.set_result(session)
+        return session
+
+    async def _create(
+        self, session_id: str, request: RequestData | None, token: str | None, payload: Mapping[str, Any]
+    ) -> Session:
+        doc = Document()
+        context = SessionContext(
+            self.server_context,
+            session_id,
+            doc,
+            request=request,
+            token=token,
+            token_payload=payload,
+            logout_url=self._logout_url,
+        )
+        doc._session_context = weakref.ref(context)
+        await self.runner.session_created(context)
+        failure = self.runner.build_document(doc)
+        if failure is not None:
+            context.mark_destroyed()
+            doc.modules.destroy()
+            await self.runner.session_destroyed(context)
+            raise AppFailedError(failure.summary, failure.detail)
+        return Session(session_id, doc, context, ids=self._ids, clock=self._clock)
+
+    async def discard_unused(self, lifetime_seconds: float) -> int:
+        """Destroy sessions unused for longer than the lifetime; returns how many."""
+        doomed = [
+            s
+            for s in self._sessions.values()
+            if s.connection_count == 0 and not s.busy and s.idle_seconds() > lifetime_seconds
+        ]
+        for session in doomed:
+            if session.connection_count or session.busy:
+                continue  # came back to life while earlier sessions were being destroyed
+            log.debug("Discarding session %r, unused for %.1f s", session.id, session.idle_seconds())
+            await self.destroy(session)
+        return len(doomed)
+
+    async def destroy(self, session: Session) -> None:
+        if self._sessions.get(session.id) is session:
+            del self._sessions[session.id]
+        session.destroy()
+        await self.runner.session_destroyed(session.context)
+
+    async def destroy_all(self) -> None:
+        for session in list(self._sessions.values()):
+            await self.destroy(session)

@@ -1,0 +1,173 @@
+"""`Session`: one live Bokeh document and the connections that watch it.
+
+This class is Aperture's single adapter to Bokeh's document seam: the document calls
+`_document_patched`, `_session_callback_added` and `_session_callback_removed` on it
+(registered with `on_change_dispatch_to`). Invariants:
+
+* the document is changed only while `run_locked` holds the session lock (one
+  locked operation at a time per session; not re-entrant), otherwise
+  `_document_patched` raises, as Bokeh apps expect;
+* every change event is serialized once, when it happens, and the same frames are
+  queued to every subscriber in event order; a change applied from a client's
+  PATCH-DOC is not echoed to that client, but changes made by the callbacks it
+  triggers are;
+* `curdoc()` is this document for the whole locked operation, across awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from bokeh.document import Document
+from bokeh.io.doc import patch_curdoc
+
+from aperture.protocol import Buffer, MessageIds, RawJSON, encode, patch_doc
+from aperture.sessions import wire
+from aperture.sessions.callbacks import SessionCallbacks
+from aperture.sessions.context import SessionContext
+
+log = logging.getLogger("aperture.sessions")
+
+
+class Subscriber(Protocol):
+    """A connection that receives a session's outgoing messages."""
+
+    def send_frames(self, frames: Sequence[str | bytes]) -> None: ...
+
+
+class Session:
+    """A session: id, document, lock, timers and subscribers."""
+
+    def __init__(
+        self,
+        session_id: str,
+        document: Document,
+        context: SessionContext,
+        *,
+        ids: MessageIds,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.id = session_id
+        self.document = document
+        self.context = context
+        self.destroyed = False
+        self._ids = ids
+        self._clock = clock
+        self._subscribers: set[Subscriber] = set()
+        self._lock = asyncio.Lock()
+        self._locked = False
+        self._patch_origin: Subscriber | None = None
+        self._busy = 0
+        self._last_unsubscribe = clock()
+        self._callbacks = SessionCallbacks(self.run_locked, document)
+        context.attach(self)
+        document.callbacks.on_change_dispatch_to(self)
+        for callback_obj in document.session_callbacks:
+            self._callbacks.add(callback_obj)
+
+    # -- Bokeh's document seam ---------------------------------------------------
+
+    def _document_patched(self, event: Any) -> None:
+        if not self._locked:
+            raise RuntimeError(
+                f"session {self.id!r}: the document was changed outside a locked callback; from another "
+                "thread or a without_document_lock callback, use doc.add_next_tick_callback() instead"
+            )
+        if not self._subscribers:
+            self.document.models.flush_synced()
+            return
+        content, buffers = wire.encode_events(self.document, [event])
+        frames = encode(patch_doc(self._ids(), content, buffers))
+        skip = self._patch_origin if event.setter is self else None
+        for subscriber in tuple(self._subscribers):
+            if subscriber is not skip:
+                subscriber.send_frames(frames)
+
+    def _session_callback_added(self, event: Any) -> None:
+        self._callbacks.add(event.callback)
+
+    def _session_callback_removed(self, event: Any) -> None:
+        self._callbacks.remove(event.callback)
+
+    # -- locking ---------------------------------------------------------------
+
+    async def run_locked(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run `func(*args)` (awaiting what it returns) with the document lock held."""
+        if self.destroyed:
+            log.debug("Ignoring a locked operation on destroyed session %r", self.id)
+            return None
+        self._busy += 1
+        try:
+            async with self._lock:
+                self._locked = True
+                try:
+                    with patch_curdoc(self.document):
+                        result = func(*args)
+                        while asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                            result = await result
+                        return result
+                finally:
+                    self._locked = False
+        finally:
+            self._busy -= 1
+
+    # -- protocol operations ---------------------------------------------------
+
+    async def pull(self) -> tuple[RawJSON, list[Buffer]]:
+        result: tuple[RawJSON, list[Buffer]] = await self.run_locked(wire.encode_document, self.document)
+        return result
+
+    async def push(self, doc_json: Any, buffers: Sequence[Buffer]) -> None:
+        await self.run_locked(self.document.replace_with_json, wire.incoming(doc_json, buffers))
+
+    async def patch(self, content: Any, buffers: Sequence[Buffer], origin: Subscriber) -> None:
+        payload = wire.incoming(content, buffers)
+
+        def apply() -> None:
+            self._patch_origin = origin
+            try:
+                self.document.apply_json_patch(payload, setter=self)
+            finally:
+                self._patch_origin = None
+
+        await self.run_locked(apply)
+
+    # -- subscribers and lifetime -------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.add(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+        self._last_unsubscribe = self._clock()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._subscribers)
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last connection left (or since creation)."""
+        return self._clock() - self._last_unsubscribe
+
+    @property
+    def busy(self) -> bool:
+        return self._busy > 0
+
+    def notify_connection_lost(self) -> None:
+        from bokeh.events import ConnectionLost
+
+        with patch_curdoc(self.document):
+            self.document.callbacks.trigger_event(ConnectionLost())
+
+    def destroy(self) -> None:
+        """Stop timers and release the document; the context reports `destroyed`."""
+        if self.destroyed:
+            return
+        self.destroyed = True
+        self._callbacks.remove_all()
+        self.context.mark_destroyed()
+        self.document.destroy(self)

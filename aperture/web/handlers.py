@@ -1,0 +1,156 @@
+"""HTTP endpoints: app page, autoload.js, metadata, index, favicon, static files."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from tornado import template, web
+
+from aperture.errors import AppFailedError, RequestRefused
+from aperture.pages import error_page, index_page, metadata_json
+from aperture.security.origins import websocket_origin_allowed
+from aperture.sessions.session import Session
+from aperture.web.requests import ApertureHandler, incoming
+
+log = logging.getLogger("aperture.server")
+
+
+class SessionPageHandler(ApertureHandler):
+    """Shared by the app page and autoload.js: find or create the requested session."""
+
+    async def resolve_session(self) -> tuple[Session, str] | None:
+        try:
+            return await self.core.session_for_request(self.route, incoming(self.request))
+        except RequestRefused as refused:
+            raise web.HTTPError(refused.status, reason=refused.reason) from None
+        except AppFailedError as failure:
+            self.app_failed(failure)
+            return None
+
+    def app_failed(self, failure: AppFailedError) -> None:
+        detail = failure.detail if self.settings.get("serve_traceback") else None
+        self.set_status(500, "Application error")
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        summary = f"The app at {self.route} raised an error while building its page:\n\n{failure.summary}"
+        self.finish(error_page(500, "Application error", summary, detail))
+
+
+class AppPageHandler(SessionPageHandler):
+    """`GET P A`: the HTML page that loads BokehJS and connects back over the websocket."""
+
+    async def get(self, *args: Any) -> None:
+        resolved = await self.resolve_session()
+        if resolved is None:
+            return
+        session, token = resolved
+        page = self.renderer.app_page(session, token)
+        self.set_header("Content-Type", "text/html")
+        self.finish(page)
+
+
+class AutoloadHandler(SessionPageHandler):
+    """`GET P A/autoload.js`: a script that embeds the app into another page."""
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        origin = self.request.headers.get("Origin")
+        if origin and self._origin_trusted(origin):
+            # Credentialed embedding only for origins the websocket would accept too.
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Allow-Credentials", "true")
+            self.set_header("Vary", "Origin")
+        else:
+            self.set_header("Access-Control-Allow-Origin", "*")
+        self.set_header("Access-Control-Allow-Headers", "*")
+
+    def _origin_trusted(self, origin: str) -> bool:
+        return websocket_origin_allowed(
+            origin=origin,
+            host=self.request.headers.get("Host"),
+            sec_fetch_site=None,
+            allowlist=self.settings["aperture_origins"],
+        )
+
+    def options(self, *args: Any) -> None:
+        self.set_header("Access-Control-Allow-Methods", "GET, OPTIONS")
+        requested = self.request.headers.get("Access-Control-Request-Headers")
+        if requested:
+            self.set_header("Access-Control-Allow-Headers", requested)
+        self.set_status(200)
+        self.finish()
+
+    async def get(self, *args: Any) -> None:
+        element_id = self.get_argument("bokeh-autoload-element", default="")
+        if not element_id:
+            raise web.HTTPError(400, reason="No bokeh-autoload-element query parameter")
+        resolved = await self.resolve_session()
+        if resolved is None:
+            return
+        session, token = resolved
+        js = self.renderer.autoload_js(
+            token,
+            element_id,
+            app_path=self.get_argument("bokeh-app-path", default="/"),
+            absolute_url=self.get_argument("bokeh-absolute-url", default=None),
+            load_bokehjs=self.get_argument("resources", default="default") != "none",
+        )
+        self.set_header("Content-Type", "application/javascript")
+        self.finish(js)
+
+
+class MetadataHandler(ApertureHandler):
+    """`GET P A/metadata`: the app's metadata as JSON; creates no session."""
+
+    def get(self, *args: Any) -> None:
+        data = self.core.apps[self.route].runner.metadata()
+        self.set_header("Content-Type", "application/json")
+        self.finish(metadata_json(self.route, data))
+
+
+class IndexHandler(ApertureHandler):
+    """`GET P/`: redirect to the only app, or list the apps."""
+
+    def initialize(self, core: Any, renderer: Any, route: str = "/", index: str | None = None) -> None:
+        super().initialize(core, renderer, route)
+        self.index_template = index
+
+    def get(self, *args: Any) -> None:
+        routes = sorted(self.core.apps)
+        prefix = self.renderer.prefix
+        if len(routes) == 1 and self.settings["aperture_redirect_root"]:
+            self.redirect(prefix + routes[0])
+            return
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        if self.index_template is None:
+            self.finish(index_page(prefix, routes))
+            return
+        directory, name = os.path.split(os.path.abspath(self.index_template))
+        page = template.Loader(directory).load(name).generate(prefix=prefix, items=routes)
+        self.finish(page)
+
+
+class FaviconHandler(ApertureHandler):
+    """`GET /favicon.ico` (never prefixed), read once at start-up."""
+
+    def initialize(self, core: Any, renderer: Any, route: str = "/", icon: bytes = b"") -> None:
+        super().initialize(core, renderer, route)
+        self.icon = icon
+
+    def get(self, *args: Any) -> None:
+        self.set_header("Content-Type", "image/x-icon")
+        self.set_header("Cache-Control", "max-age=86400")
+        self.finish(self.icon)
+
+
+class StaticHandler(web.StaticFileHandler):
+    """BokehJS or app static files; `?v=` URLs are cached for ten years (Tornado's rule)."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("Server", "Aperture")
+
+    @classmethod
+    def get_version(cls, settings: dict[str, Any], path: str) -> str | None:
+        return None
+

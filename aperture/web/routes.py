@@ -1,0 +1,74 @@
+"""The URL layout: which handler answers which path, under the configured prefix.
+
+Order matters (first match wins): favicon (never prefixed), then per app the page,
+`/ws`, `/metadata`, `/autoload.js` and `/static/`, then the index and the BokehJS
+`/static/`. App routes are escaped, so `c++.py` is served at `/c++`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tornado import web
+
+from aperture.core import ServerCore
+from aperture.pages import STATIC_DIR, PageRenderer
+from aperture.web.handlers import (
+    AppPageHandler,
+    AutoloadHandler,
+    FaviconHandler,
+    IndexHandler,
+    MetadataHandler,
+    StaticHandler,
+)
+from aperture.web.websocket import BokehWebSocket, KeepAlive
+
+Rule = tuple[str, type[web.RequestHandler], dict[str, Any]]
+
+
+def build_rules(core: ServerCore, renderer: PageRenderer, keepalive: KeepAlive, icon: bytes | None) -> list[Rule]:
+    cfg = core.config
+    prefix = re.escape(cfg.prefix)
+    common = {"core": core, "renderer": renderer}
+    rules: list[Rule] = []
+    if icon is not None:
+        rules.append((r"/favicon\.ico", FaviconHandler, {**common, "icon": icon}))
+    for route, registry in core.apps.items():
+        base = prefix + ("" if route == "/" else re.escape(route))
+        per_app = {**common, "route": route}
+        rules += [
+            (base + "/?", AppPageHandler, per_app),
+            (base + "/ws", BokehWebSocket, {"core": core, "route": route, "keepalive": keepalive}),
+            (base + "/metadata", MetadataHandler, per_app),
+            (base + "/autoload\\.js", AutoloadHandler, per_app),
+        ]
+        static = registry.runner.static_path
+        rules.append((base + "/static/(.*)", StaticHandler, {"path": static or str(STATIC_DIR)}))
+    if cfg.use_index:
+        rules.append((prefix + "/?", IndexHandler, {**common, "index": cfg.index}))
+    rules.append((prefix + "/static/(.*)", StaticHandler, {"path": str(STATIC_DIR)}))
+    return rules
+
+
+def build_application(
+    core: ServerCore,
+    renderer: PageRenderer,
+    keepalive: KeepAlive,
+    *,
+    icon: bytes | None,
+    origins: tuple[str, ...],
+    **settings: Any,
+) -> web.Application:
+    cfg = core.config
+    return web.Application(
+        build_rules(core, renderer, keepalive, icon),  # type: ignore[arg-type]
+        websocket_max_message_size=cfg.websocket_max_message_size,
+        cookie_secret=cfg.cookie_secret,
+        serve_traceback=cfg.dev is not None,
+        aperture_origins=origins,
+        aperture_redirect_root=cfg.redirect_root,
+        aperture_compression_level=cfg.websocket_compression_level,
+        aperture_compression_mem_level=cfg.websocket_compression_mem_level,
+        **settings,
+    )

@@ -1,0 +1,180 @@
+"""`P A/ws`: the Bokeh websocket, and the keep-alive that watches every connection.
+
+Opening checks the origin (403 before the upgrade), the `bokeh` subprotocol and the
+session token (after the upgrade: a close with a 1008 code and a short reason), then
+finds or creates the session. Tornado awaits `open` before it delivers messages, so
+frames that arrive while a session is being created wait instead of failing.
+Messages of one connection are handled strictly in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from tornado import websocket
+from tornado.ioloop import PeriodicCallback
+
+from aperture.core import ServerCore
+from aperture.dispatch import Connection
+from aperture.errors import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_POLICY_VIOLATION,
+    AppFailedError,
+    PeerError,
+    SessionError,
+)
+from aperture.security.origins import websocket_origin_allowed
+from aperture.web.requests import incoming
+
+log = logging.getLogger("aperture.websocket")
+
+
+class KeepAlive:
+    """Pings every open connection; closes those that stopped answering."""
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval_ms = interval_ms
+        self.sockets: set[BokehWebSocket] = set()
+        self._timer: PeriodicCallback | None = None
+
+    def start(self) -> None:
+        if self.interval_ms > 0 and self._timer is None:
+            self._timer = PeriodicCallback(self._tick, self.interval_ms)
+            self._timer.start()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def _tick(self) -> None:
+        deadline = time.monotonic() - 3 * self.interval_ms / 1000
+        for sock in list(self.sockets):
+            if sock.last_seen < deadline:
+                log.info("Closing a websocket that stopped answering pings")
+                sock.close(CLOSE_GOING_AWAY, "no answer to pings")
+                continue
+            sock.send_ping()
+
+
+class BokehWebSocket(websocket.WebSocketHandler):
+    """One browser tab or `bokeh.client` connection."""
+
+    def initialize(self, core: ServerCore, route: str, keepalive: KeepAlive) -> None:
+        self.core = core
+        self.route = route
+        self.keepalive = keepalive
+        self.connection: Connection | None = None
+        self.token: str | None = None
+        self.last_seen = time.monotonic()
+        self._pings = 0
+
+    def set_default_headers(self) -> None:
+        self.set_header("Server", "Aperture")
+
+    def check_origin(self, origin: str) -> bool:
+        allowlist = self.settings["aperture_origins"]
+        allowed = websocket_origin_allowed(
+            origin=origin,
+            host=self.request.headers.get("Host"),
+            sec_fetch_site=self.request.headers.get("Sec-Fetch-Site"),
+            allowlist=allowlist,
+        )
+        if not allowed:
+            log.warning(
+                "Refusing websocket connection from Origin %r; use --allow-websocket-origin=<host> or "
+                "BOKEH_ALLOW_WS_ORIGIN=<host> to permit it (allowed now: %s)",
+                origin,
+                ", ".join(allowlist) or "none",
+            )
+        return allowed
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        if len(subprotocols) == 2 and subprotocols[0] == "bokeh":
+            self.token = subprotocols[1]
+            return "bokeh"
+        return None
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        level = self.settings.get("aperture_compression_level")
+        if level is None:
+            return None
+        options: dict[str, Any] = {"compression_level": level}
+        mem_level = self.settings.get("aperture_compression_mem_level")
+        if mem_level is not None:
+            options["mem_level"] = mem_level
+        return options
+
+    async def open(self, *args: Any) -> None:
+        self.set_nodelay(True)
+        if self.token is None:
+            self._refuse(CLOSE_POLICY_VIOLATION, "expected the subprotocols 'bokeh' and a session token")
+            return
+        try:
+            verified = self.core.verify_token(self.token)
+            session = await self.core.session_for_websocket(
+                self.route, verified, self.token, incoming(self.request)
+            )
+        except PeerError as exc:
+            self._refuse(exc.close_code, exc.reason)
+            return
+        except AppFailedError as exc:
+            log.warning("Websocket for app %s refused: the app failed: %s", self.route, exc.summary)
+            self._refuse(CLOSE_INTERNAL_ERROR, "the application failed to build this session")
+            return
+        except SessionError as exc:
+            self._refuse(CLOSE_POLICY_VIOLATION, str(exc))
+            return
+        if self.ws_connection is None:  # the client left while the session was being made
+            return
+        self.connection = Connection(session, self._write_frames, self.core.ids)
+        self.connection.open()
+        self.keepalive.sockets.add(self)
+        log.info("Websocket opened for session %r of %s", session.id[:12], self.route)
+
+    def _refuse(self, code: int, reason: str) -> None:
+        log.info("Websocket for %s refused: %s", self.route, reason)
+        self.close(code, reason)
+
+    async def on_message(self, message: str | bytes) -> None:
+        self.last_seen = time.monotonic()
+        if self.connection is None:
+            return
+        try:
+            await self.connection.receive(message)
+        except PeerError as exc:
+            log.warning("Closing websocket of session %r: %s", self.connection.session.id[:12], exc.reason)
+            self.close(exc.close_code, exc.reason)
+
+    def on_pong(self, data: bytes) -> None:
+        self.last_seen = time.monotonic()
+
+    def send_ping(self) -> None:
+        try:
+            self.ping(str(self._pings).encode("ascii"))
+            self._pings += 1
+        except websocket.WebSocketClosedError:
+            self.keepalive.sockets.discard(self)
+
+    def on_close(self) -> None:
+        self.keepalive.sockets.discard(self)
+        if self.connection is not None:
+            log.info("Websocket closed (code=%s, reason=%r)", self.close_code, self.close_reason)
+            self.connection.close()
+
+    def _write_frames(self, frames: Sequence[str | bytes]) -> None:
+        try:
+            for frame in frames:
+                self.write_message(frame, binary=isinstance(frame, bytes)).add_done_callback(_consume)
+        except websocket.WebSocketClosedError:
+            log.debug("Dropped a message for a websocket that is already closed")
+
+
+def _consume(future: Any) -> None:
+    # A write that fails because the peer left is expected; the close handler cleans up.
+    if not future.cancelled():
+        future.exception()

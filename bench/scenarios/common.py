@@ -1,0 +1,199 @@
+"""Shared pieces of the scenarios: metric/goal declarations, the run configuration, statistics,
+and `closed_loop`, the bounded virtual-user loop most scenarios are built on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from bench.loadgen.client import BokehSession, Target, open_session_and_pull
+from bench.servers import Slot
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Goal:
+    """`kind="ratio"`: compare A/B with `value`; `kind="abs"`: compare A's own median with `value`."""
+
+    kind: str
+    op: str  # ">=" or "<="
+    value: float
+
+    def text(self) -> str:
+        lhs = "A/B" if self.kind == "ratio" else "A"
+        return f"{lhs} {'≥' if self.op == '>=' else '≤'} {self.value:g}"
+
+    def met(self, a: float | None, ratio: float | None) -> bool | None:
+        x = ratio if self.kind == "ratio" else a
+        if x is None or math.isnan(x):
+            return None
+        return x >= self.value if self.op == ">=" else x <= self.value
+
+
+NOT_WORSE_HIGHER = Goal("ratio", ">=", 1.0)
+NOT_WORSE_LOWER = Goal("ratio", "<=", 1.0)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    better: str | None  # "higher", "lower" or None (informational)
+    goal: Goal | None = None
+    ceiling: bool = False  # compare with the harness ceiling (throughput metrics)
+
+
+@dataclass
+class Config:
+    """Run-size knobs. `q(quick, full)` picks by mode."""
+
+    quick: bool = True
+
+    def q(self, quick: Any, full: Any) -> Any:
+        return quick if self.quick else full
+
+
+@dataclass
+class Outcome:
+    metrics: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    skipped: str | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    measures: str
+    metrics: tuple[Metric, ...]
+    run: Callable[[Slot, Config], Awaitable[Outcome]]
+    budget_s: tuple[float, float]  # hard time limit (quick, full)
+    ceiling_ok: bool = False  # can run against the trivial ceiling server
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    xs = sorted(values)
+    k = (len(xs) - 1) * p / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+@dataclass
+class LoopResult(Generic[S]):
+    latencies: list[float]
+    errors: list[str]
+    window_s: float
+    states: list[S]
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.window_s if self.window_s > 0 else float("nan")
+
+    def summary(self, prefix: str = "") -> dict[str, Any]:
+        lat = self.latencies
+        return {
+            f"{prefix}n": len(lat),
+            f"{prefix}errors": len(self.errors),
+            f"{prefix}first_error": self.errors[0] if self.errors else None,
+            f"{prefix}p50_ms": ms(percentile(lat, 50)) if lat else None,
+            f"{prefix}p99_ms": ms(percentile(lat, 99)) if lat else None,
+            f"{prefix}max_ms": ms(max(lat)) if lat else None,
+            f"{prefix}rate_per_s": round(self.rate, 2),
+        }
+
+
+async def closed_loop(
+    states: list[S],
+    step: Callable[[S, int], Awaitable[object]],
+    duration: float,
+    warmup: float = 0.0,
+    max_iters: int = 1_000_000,
+    step_timeout: float = 30.0,
+    think: float = 0.0,
+) -> LoopResult[S]:
+    """Each state drives one virtual user calling `step(state, i)` back to back (plus `think`).
+
+    Only steps that complete inside the measuring window [warmup, warmup+duration] count.
+    Bounded by `max_iters` per user and by time; stragglers are cancelled.
+    """
+    t0 = time.perf_counter()
+    t_w, t_end = t0 + warmup, t0 + warmup + duration
+    lat: list[float] = []
+    errors: list[str] = []
+
+    async def user(st: S) -> None:
+        for i in range(max_iters):
+            ts = time.perf_counter()
+            if ts >= t_end:
+                return
+            try:
+                await asyncio.wait_for(step(st, i), step_timeout)
+            except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001 - recorded, the loop goes on
+                errors.append(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.1)
+                continue
+            te = time.perf_counter()
+            if t_w <= te <= t_end:
+                lat.append(te - ts)
+            if think:
+                await asyncio.sleep(think)
+
+    tasks = [asyncio.create_task(user(s)) for s in states]
+    _, pending = await asyncio.wait(tasks, timeout=warmup + duration + step_timeout + 5)
+    for t in pending:
+        t.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=5)
+    return LoopResult(lat, errors, duration, states)
+
+
+async def open_many(target: Target, n: int, concurrency: int = 4, deadline: float | None = None) -> list[BokehSession]:
+    """Open `n` sessions (page + websocket + ACK + PULL-DOC, doc parsed), `concurrency` at a time."""
+    sem = asyncio.Semaphore(concurrency)
+    out: list[BokehSession] = []
+
+    async def one() -> None:
+        async with sem:
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            out.append(await open_session_and_pull(target, parse=True))
+
+    results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+    errs = [r for r in results if isinstance(r, BaseException)]
+    if errs and not out:
+        raise errs[0]
+    return out
+
+
+async def close_all(sessions: list[BokehSession], concurrency: int = 32) -> None:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(s: BokehSession) -> None:
+        async with sem:
+            await s.close()
+
+    await asyncio.gather(*(one(s) for s in sessions), return_exceptions=True)
+
+
+def slider_value(i: int) -> float:
+    """A value in the slider range that differs from the previous iteration's (so on_change fires)."""
+    return ((i % 90) - 45) / 10 + 0.05
+
+
+async def slider_roundtrip(sess: BokehSession, slider_id: str, i: int) -> int:
+    """Change a slider and wait for the OK; returns the number of server PATCH-DOCs before it."""
+    others = await sess.set_value(slider_id, "value", slider_value(i))
+    return sum(1 for m in others if m.msgtype == "PATCH-DOC")

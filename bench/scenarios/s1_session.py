@@ -1,0 +1,71 @@
+"""S1 session start: GET page -> websocket (token subprotocol) -> ACK -> PULL-DOC -> close.
+
+For the `hello` app (one Div) and the `sliders` app (plot + 4 sliders, 200 points), each on a fresh
+server: latency at 1 virtual user (median of GET..PULL-DOC-REPLY, close not included), then
+throughput with 32 virtual users looping back to back (completed page views per second; the
+closing handshake is part of each loop). Each user keeps one keep-alive HTTP connection for its
+page GETs, as a browser would, and opens a new websocket per view.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.loadgen.client import Target, open_session_and_pull
+from bench.loadgen.http import HTTPConnection
+from bench.servers import Slot
+
+from .common import NOT_WORSE_HIGHER, NOT_WORSE_LOWER, Config, Metric, Outcome, Scenario, closed_loop, ms, percentile
+
+APPS = ("hello", "sliders")
+
+
+async def _view(target: Target, http: HTTPConnection) -> float:
+    t0 = time.perf_counter()
+    sess = await open_session_and_pull(target, http)
+    dt = time.perf_counter() - t0
+    await sess.close()
+    return dt
+
+
+async def run(slot: Slot, cfg: Config) -> Outcome:
+    out = Outcome()
+    for app in APPS:
+        async with slot.serve([app]) as srv:
+            target = srv.target(app)
+            http = HTTPConnection(target.host, target.port)
+            for _ in range(3):  # warm-up (first session imports, JIT-less caches, ...)
+                await _view(target, http)
+            lat = [await _view(target, http) for _ in range(cfg.q(30, 100))]
+            await http.close()
+            out.metrics[f"{app}_latency_ms"] = ms(percentile(lat, 50))
+            out.info[f"{app}_latency_p90_ms"] = ms(percentile(lat, 90))
+
+            users = [HTTPConnection(target.host, target.port) for _ in range(32)]
+            res = await closed_loop(
+                users,
+                lambda h, _i: _view(target, h),
+                duration=cfg.q(5.0, 15.0),
+                warmup=cfg.q(1.0, 3.0),
+            )
+            for h in users:
+                await h.close()
+            out.metrics[f"{app}_rate_32"] = round(res.rate, 2)
+            out.info.update(res.summary(f"{app}_32u_"))
+    return out
+
+
+SCENARIO = Scenario(
+    name="S1",
+    title="session start",
+    measures=__doc__.split("\n\n")[0],
+    metrics=(
+        Metric("hello_latency_ms", "hello: page→PULL-DOC latency, 1 user", "ms", "lower", NOT_WORSE_LOWER),
+        Metric("hello_rate_32", "hello: page views/s, 32 users", "1/s", "higher", NOT_WORSE_HIGHER, ceiling=True),
+        Metric("sliders_latency_ms", "sliders: page→PULL-DOC latency, 1 user", "ms", "lower", NOT_WORSE_LOWER),
+        Metric("sliders_rate_32", "sliders: page views/s, 32 users", "1/s", "higher", NOT_WORSE_HIGHER, ceiling=True),
+    ),
+    run=run,
+    budget_s=(90, 240),
+    ceiling_ok=True,
+)

@@ -1,0 +1,168 @@
+"""What else the machine was doing during a run (so a reader can tell noise from signal).
+
+`LoadMonitor` samples /proc every `interval` seconds in a thread: busy jiffies of each CPU
+(/proc/stat) and utime+stime of every process. CPU time of the load generator (this process and
+its descendants, minus servers) and of the servers (registered PIDs and their descendants) is
+subtracted from the machine total; the rest is "other". All CPU figures are in percent of ONE core
+(so 2 cores fully busy = 200 %). Also records /proc/loadavg at start and end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _read_procs() -> dict[int, tuple[int, int, int]]:
+    """pid -> (ppid, utime+stime ticks, start time)."""
+    out: dict[int, tuple[int, int, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        rest = raw[raw.rfind(b")") + 2 :].split()
+        out[int(entry.name)] = (int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[19]))
+    return out
+
+
+def _tree(procs: dict[int, tuple[int, int, int]], roots: set[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    seen, stack = set(), [r for r in roots if r in procs]
+    while stack:
+        pid = stack.pop()
+        if pid not in seen:
+            seen.add(pid)
+            stack.extend(children.get(pid, ()))
+    return seen
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """Descendants of `pid` (not itself) -> their start time (to re-check identity before killing)."""
+    procs = _read_procs()
+    return {p: procs[p][2] for p in _tree(procs, {pid}) if p != pid}
+
+
+def same_process(pid: int, start_time: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return int(raw[raw.rfind(b")") + 2 :].split()[19]) == start_time
+
+
+def _cpu_busy() -> tuple[int, dict[str, int]]:
+    """(total busy ticks over all CPUs, per-cpu busy ticks)."""
+    total, per = 0, {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if not line.startswith("cpu"):
+            break
+        f = line.split()
+        vals = [int(v) for v in f[1:9]]
+        busy = sum(vals) - vals[3] - vals[4]  # minus idle and iowait
+        if f[0] == "cpu":
+            total = busy
+        else:
+            per[f[0]] = busy
+    return total, per
+
+
+def loadavg() -> list[float]:
+    return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+@dataclass
+class LoadReport:
+    wall_s: float
+    machine_pct: float  # all CPUs, % of one core
+    server_pct: float
+    loadgen_pct: float
+    other_pct: float
+    other_max_pct: float  # worst sampling interval
+    per_cpu_pct: dict[str, float]
+    loadavg_start: list[float]
+    loadavg_end: list[float]
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+class LoadMonitor:
+    def __init__(self, server_pids: Callable[[], set[int]], interval: float = 0.5) -> None:
+        self._server_pids = server_pids
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._me = os.getpid()
+        self._acc = {"machine": 0, "server": 0, "loadgen": 0, "other": 0}
+        self._other_max = 0.0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> LoadMonitor:
+        self._la0 = loadavg()
+        self._t0 = time.monotonic()
+        self._cpu0 = _cpu_busy()
+        self._prev = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._step()
+        self.report = self._report()
+
+    def _sample(self) -> tuple[float, int, dict[int, tuple[int, int, int]], set[int], set[int]]:
+        procs = _read_procs()
+        servers = _tree(procs, self._server_pids())
+        ours = _tree(procs, {self._me}) | servers
+        return time.monotonic(), _cpu_busy()[0], procs, servers, ours
+
+    def _step(self) -> None:
+        t1, busy1, procs1, servers, ours = cur = self._sample()
+        t0, busy0, procs0, _, _ = self._prev
+        d_machine = busy1 - busy0
+        d_server = d_ours = 0
+        for pid in ours:
+            now = procs1[pid][1]
+            before = procs0.get(pid)
+            delta = now - before[1] if before and before[2] == procs1[pid][2] else now
+            d_ours += delta
+            if pid in servers:
+                d_server += delta
+        d_other = max(0, d_machine - d_ours)
+        with self._lock:
+            self._acc["machine"] += d_machine
+            self._acc["server"] += d_server
+            self._acc["loadgen"] += d_ours - d_server
+            self._acc["other"] += d_other
+            if t1 > t0:
+                self._other_max = max(self._other_max, 100.0 * d_other / HZ / (t1 - t0))
+        self._prev = cur
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            with contextlib.suppress(Exception):
+                self._step()
+
+    def _report(self) -> LoadReport:
+        wall = max(1e-6, time.monotonic() - self._t0)
+        busy1 = _cpu_busy()
+        pct = {k: 100.0 * v / HZ / wall for k, v in self._acc.items()}
+        per = {c: 100.0 * (busy1[1][c] - self._cpu0[1].get(c, 0)) / HZ / wall for c in busy1[1]}
+        return LoadReport(
+            wall, pct["machine"], pct["server"], pct["loadgen"], pct["other"], self._other_max, per,
+            self._la0, loadavg(),
+        )  # fmt: skip
