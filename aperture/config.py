@@ -11,7 +11,7 @@ names the flag and the variable, so the CLI can print one line and exit.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,16 +48,31 @@ _LATER_SECURITY = "comes with the security release (issue 2/4)"
 _LATER_DEPLOY = "comes with the deployment release (issue 3/4)"
 
 SETTINGS: tuple[Setting, ...] = (
-    _s("port", "Port to listen on (0 picks a free port and prints it).", kind="int", metavar="PORT"),
+    _s(
+        "port",
+        "Port to listen on; 0 picks a free port and prints it (default: 5006).",
+        kind="int",
+        metavar="PORT",
+    ),
     _s("address", "Address to listen on (default: all interfaces).", metavar="ADDRESS"),
     _s("unix_socket", "Unix domain socket to listen on.", metavar="UNIX-SOCKET", pending=_LATER_DEPLOY),
-    _s("log_level", "Log level of the server.", env="BOKEH_PY_LOG_LEVEL", kind="choice", choices=LOG_LEVELS),
-    _s("log_format", "Log record format (Python logging).", metavar="LOG-FORMAT"),
+    _s(
+        "log_level",
+        "Log level of the server (default: info).",
+        env="BOKEH_PY_LOG_LEVEL",
+        kind="choice",
+        choices=LOG_LEVELS,
+    ),
+    _s(
+        "log_format",
+        "Log record format, Python logging style (default: '%%(asctime)s %%(message)s').",
+        metavar="LOG-FORMAT",
+    ),
     _s("log_file", "Append log records to this file instead of stderr.", metavar="LOG-FILE"),
     _s("use_config", "Bokeh YAML settings file to load.", metavar="CONFIG", pending="is not supported yet"),
     _s("args", "Everything after --args is passed to the apps as sys.argv[1:].", kind="remainder"),
     _s("dev", "Reload the server when the app or these files change.", kind="optional-list"),
-    _s("show", "Open the served apps in a browser.", kind="bool", env="BOKEH_BROWSER"),
+    _s("show", "Open the served apps in a browser (BOKEH_BROWSER names which).", kind="bool"),
     _s(
         "allow_websocket_origin",
         "Host (HOST[:PORT], '*' wildcards allowed) whose pages may open websockets; repeatable.",
@@ -67,34 +82,72 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s("prefix", "URL prefix under which every app is served.", metavar="PREFIX"),
     _s("ico_path", "Path to a .ico favicon, or 'none'.", env="BOKEH_ICO_PATH", metavar="ICO_PATH"),
-    _s("keep_alive", "Milliseconds between websocket pings (0 disables).", kind="int", metavar="MILLISECONDS"),
+    _s(
+        "keep_alive",
+        "Milliseconds between websocket pings; 0 disables (default: 37000).",
+        kind="int",
+        metavar="MILLISECONDS",
+    ),
     _s(
         "check_unused_sessions",
-        "Milliseconds between checks for unused sessions.",
+        "Milliseconds between checks for unused sessions (default: 17000).",
         kind="int",
         metavar="MILLISECONDS",
     ),
     _s(
         "unused_session_lifetime",
-        "Milliseconds a session without connections is kept.",
+        "Milliseconds a session without connections is kept (default: 15000).",
         kind="int",
         metavar="MILLISECONDS",
     ),
-    _s("stats_log_frequency", "Milliseconds between statistics log lines.", kind="int", metavar="MILLISECONDS"),
-    _s("mem_log_frequency", "Milliseconds between memory log lines (0 disables).", kind="int", metavar="MILLISECONDS"),
+    _s(
+        "stats_log_frequency",
+        "Milliseconds between statistics log lines, logged at debug level (default: 15000).",
+        kind="int",
+        metavar="MILLISECONDS",
+    ),
+    _s(
+        "mem_log_frequency",
+        "Milliseconds between memory log lines; 0 disables (default: 0).",
+        kind="int",
+        metavar="MILLISECONDS",
+    ),
     _s("use_xheaders", "Trust X-Real-Ip/X-Forwarded-For and X-Scheme/X-Forwarded-Proto.", kind="bool"),
-    _s("ssl_certfile", "TLS certificate file.", env="BOKEH_SSL_CERTFILE", metavar="CERTFILE", pending=_LATER_DEPLOY),
-    _s("ssl_keyfile", "TLS private key file.", env="BOKEH_SSL_KEYFILE", metavar="KEYFILE", pending=_LATER_DEPLOY),
+    _s(
+        "ssl_certfile",
+        "TLS certificate file.",
+        env="BOKEH_SSL_CERTFILE",
+        metavar="CERTFILE",
+        pending=_LATER_DEPLOY,
+    ),
+    _s(
+        "ssl_keyfile",
+        "TLS private key file.",
+        env="BOKEH_SSL_KEYFILE",
+        metavar="KEYFILE",
+        pending=_LATER_DEPLOY,
+    ),
     _s(
         "session_ids",
-        "How session ids are made and checked.",
+        "How session ids are made and checked: unsigned, signed (needs BOKEH_SECRET_KEY) or external-signed (default: unsigned, or signed when BOKEH_SIGN_SESSIONS is yes).",
         env="BOKEH_SIGN_SESSIONS",
         kind="choice",
         choices=SESSION_ID_MODES,
         metavar="MODE",
     ),
-    _s("auth_module", "Python file with authentication hooks.", env="BOKEH_AUTH_MODULE", pending=_LATER_SECURITY),
-    _s("enable_xsrf_cookies", "Check XSRF cookies.", env="BOKEH_XSRF_COOKIES", kind="bool", pending=_LATER_SECURITY),
+    _s(
+        "auth_module",
+        "Python file with authentication hooks.",
+        env="BOKEH_AUTH_MODULE",
+        pending=_LATER_SECURITY,
+    ),
+    _s(
+        "enable_xsrf_cookies",
+        "Check XSRF cookies.",
+        env="BOKEH_XSRF_COOKIES",
+        kind="bool",
+        pending=_LATER_SECURITY,
+    ),
     _s("exclude_headers", "Request headers not passed to apps.", kind="list", metavar="HEADER"),
     _s("exclude_cookies", "Request cookies not passed to apps.", kind="list", metavar="COOKIE"),
     _s("include_headers", "The only request headers passed to apps.", kind="list", metavar="HEADER"),
@@ -103,10 +156,25 @@ SETTINGS: tuple[Setting, ...] = (
     _s("index", "Tornado template file for the index page.", metavar="INDEX"),
     _s("disable_index", "Do not serve an index page at /.", kind="bool"),
     _s("disable_index_redirect", "Show the index page even when there is a single app.", kind="bool"),
-    _s("num_procs", "Number of worker processes.", kind="int", metavar="N"),
-    _s("session_token_expiration", "Seconds a session token is valid for.", kind="int", metavar="N"),
-    _s("websocket_max_message_size", "Largest websocket message accepted, in bytes.", kind="int", metavar="BYTES"),
-    _s("websocket_compression_level", "Enable permessage-deflate at this zlib level.", kind="int", metavar="LEVEL"),
+    _s("num_procs", "Number of worker processes (default: 1).", kind="int", metavar="N"),
+    _s(
+        "session_token_expiration",
+        "Seconds a new session token is valid for (default: 300).",
+        kind="int",
+        metavar="N",
+    ),
+    _s(
+        "websocket_max_message_size",
+        "Largest websocket message accepted, in bytes (default: 20971520).",
+        kind="int",
+        metavar="BYTES",
+    ),
+    _s(
+        "websocket_compression_level",
+        "Enable permessage-deflate at this zlib level.",
+        kind="int",
+        metavar="LEVEL",
+    ),
     _s("websocket_compression_mem_level", "zlib memory level for compression.", kind="int", metavar="LEVEL"),
     _s("glob", "Expand app paths as glob patterns.", kind="bool"),
 )
@@ -228,7 +296,9 @@ def _session_modes(flags: Mapping[str, Any], environ: Mapping[str, str]) -> tupl
 def _name_lists(flags: Mapping[str, Any], kind: str) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
     include, exclude = flags.get(f"include_{kind}"), flags.get(f"exclude_{kind}")
     if include is not None and exclude is not None:
-        raise ConfigError(f"--include-{kind} / --exclude-{kind}: declare either an include or an exclude list, not both")
+        raise ConfigError(
+            f"--include-{kind} / --exclude-{kind}: declare either an include or an exclude list, not both"
+        )
     return (tuple(include) if include is not None else None, tuple(exclude) if exclude is not None else None)
 
 
@@ -238,7 +308,9 @@ def _ico(flags: Mapping[str, Any], environ: Mapping[str, str], dev: bool) -> str
         return None
     if value in ("default", "default-dev") or value.endswith(".ico"):
         return str(value)
-    raise ConfigError(f"--ico-path / BOKEH_ICO_PATH: expected a .ico file, 'default' or 'none', got {value!r}")
+    raise ConfigError(
+        f"--ico-path / BOKEH_ICO_PATH: expected a .ico file, 'default' or 'none', got {value!r}"
+    )
 
 
 def _log_level(flags: Mapping[str, Any], environ: Mapping[str, str]) -> str:
@@ -298,7 +370,9 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         ico_path=_ico(flags, env, dev is not None),
         keep_alive=_positive(given("keep_alive", 37000), "--keep-alive", allow_zero=True),
         check_unused_sessions=_positive(given("check_unused_sessions", 17000), "--check-unused-sessions"),
-        unused_session_lifetime=_positive(given("unused_session_lifetime", 15000), "--unused-session-lifetime"),
+        unused_session_lifetime=_positive(
+            given("unused_session_lifetime", 15000), "--unused-session-lifetime"
+        ),
         stats_log_frequency=_positive(given("stats_log_frequency", 15000), "--stats-log-frequency"),
         mem_log_frequency=_positive(given("mem_log_frequency", 0), "--mem-log-frequency", allow_zero=True),
         use_xheaders=bool(flags.get("use_xheaders")),
@@ -314,7 +388,9 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         use_index=not flags.get("disable_index"),
         redirect_root=not flags.get("disable_index_redirect"),
         num_procs=num_procs,
-        session_token_expiration=_positive(given("session_token_expiration", 300), "--session-token-expiration"),
+        session_token_expiration=_positive(
+            given("session_token_expiration", 300), "--session-token-expiration"
+        ),
         websocket_max_message_size=_positive(max_size, "--websocket-max-message-size"),
         websocket_compression_level=flags.get("websocket_compression_level"),
         websocket_compression_mem_level=flags.get("websocket_compression_mem_level"),
@@ -323,8 +399,3 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         minified=parse_bool(minified_raw, "BOKEH_MINIFIED") if minified_raw else not bokeh_dev,
         bokeh_dev=bokeh_dev,
     )
-
-
-def names_in(settings: Sequence[Setting]) -> list[str]:
-    """Flag names, for docs and tests."""
-    return [s.flags[0] for s in settings]

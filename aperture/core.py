@@ -215,4 +215,6 @@ class ServerCore:
     ) -> Session:
         registry = self.apps[route]
         data = self._request_data(verified.payload, request)
-        return await registry.get_or_create(verified.session_id, request=data, token=token, payload=verified.payload)
+        return await registry.get_or_create(
+            verified.session_id, request=data, token=token, payload=verified.payload
+        )

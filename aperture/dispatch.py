@@ -47,7 +47,9 @@ def _short(exc: BaseException) -> str:
 class Connection:
     """A subscriber of one session, speaking the Bokeh protocol."""
 
-    def __init__(self, session: Session, send: Callable[[Sequence[str | bytes]], None], ids: MessageIds) -> None:
+    def __init__(
+        self, session: Session, send: Callable[[Sequence[str | bytes]], None], ids: MessageIds
+    ) -> None:
         self.session = session
         self._send = send
         self._ids = ids

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bokeh.core.templates import AUTOLOAD_JS
+from bokeh.core.types import ID
 from bokeh.embed.bundle import Script, bundle_for_objs_and_resources
 from bokeh.embed.elements import html_page_for_render_items, script_for_render_items
 from bokeh.embed.util import RenderItem
@@ -104,7 +105,7 @@ class PageRenderer:
     ) -> str:
         resources = self.resources(_origin_of(absolute_url)) if load_bokehjs else None
         bundle = bundle_for_objs_and_resources(None, resources)
-        item = RenderItem(token=token, elementid=element_id, use_for_title=False)
+        item = RenderItem(token=token, elementid=ID(element_id), use_for_title=False)
         bundle.add(Script(script_for_render_items({}, [item], app_path=app_path, absolute_url=absolute_url)))
         script: str = AUTOLOAD_JS.render(bundle=bundle, elementid=element_id)
         return script
@@ -130,7 +131,7 @@ def index_page(prefix: str, routes: Iterable[str]) -> str:
         for r in sorted(routes)
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n  <meta charset="utf-8">\n'
         "  <title>Running Bokeh Applications</title>\n"
         "  <style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:40rem}"
         "li{margin:.4rem 0}</style>\n</head>\n<body>\n  <h1>Running Bokeh Applications</h1>\n"
@@ -144,6 +145,6 @@ def error_page(status: int, title: str, summary: str, detail: str | None = None)
     if detail:
         body += f"<h2>Traceback</h2>\n<pre>{html.escape(detail)}</pre>\n"
     return (
-        f"<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{status}: "
+        f'<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>{status}: '
         f"{html.escape(title)}</title></head>\n<body>\n{body}</body>\n</html>\n"
     )

@@ -41,6 +41,15 @@ def live_server_pids() -> set[int]:
     return set(_live)
 
 
+def register_pid(pid: int) -> None:
+    """Count a helper process started for a scenario (e.g. nginx) as server-side CPU."""
+    _live.add(pid)
+
+
+def unregister_pid(pid: int) -> None:
+    _live.discard(pid)
+
+
 def app_path(name: str) -> str:
     return str(APPS_DIR / f"{name}.py")
 
@@ -102,7 +111,7 @@ class Slot:
     ) -> Server:
         port = free_port()
         cmd = list(self.cmd) + [app_path(a) for a in apps]
-        cmd += ["--port", str(port), "--address", "127.0.0.1"] + list(args or [])
+        cmd += ["--port", str(port), "--address", "127.0.0.1"] + [a.replace("{port}", str(port)) for a in args or []]
         if self.cpu is not None and shutil.which("taskset"):
             cmd = ["taskset", "-c", str(self.cpu)] + cmd
         log_path = self.log_dir / f"{self.name}-{port}-{int(time.time() * 1000)}.log"

@@ -82,7 +82,9 @@ def application_for_path(path: str, argv: Sequence[str] = ()) -> Application:
     return finish(app)
 
 
-def applications_for_paths(paths: Sequence[str], argv: Sequence[str], use_glob: bool) -> dict[str, Application]:
+def applications_for_paths(
+    paths: Sequence[str], argv: Sequence[str], use_glob: bool
+) -> dict[str, Application]:
     """Route -> Application for every positional path; no paths serves an empty app at `/`."""
     expanded = expand_paths(paths, use_glob)
     if not expanded:

@@ -72,10 +72,10 @@ class AppRunner:
 
     def server_loaded(self, server_context: Any) -> list[Any]:
         """Run `on_server_loaded` of each handler; return awaitables an async hook left behind."""
-        pending = []
+        pending: list[Any] = []
         for handler in self.application.handlers:
             try:
-                result = handler.on_server_loaded(server_context)
+                result: Any = handler.on_server_loaded(server_context)  # type: ignore[func-returns-value]
             except Exception:
                 log.exception("Error in on_server_loaded of app %s", self.route)
                 continue
@@ -86,7 +86,7 @@ class AppRunner:
     async def server_unloaded(self, server_context: Any) -> None:
         for handler in self.application.handlers:
             try:
-                await _settle(handler.on_server_unloaded(server_context))
+                await _settle(handler.on_server_unloaded(server_context))  # type: ignore[func-returns-value]
             except Exception:
                 log.exception("Error in on_server_unloaded of app %s", self.route)
 

@@ -55,15 +55,19 @@ def _free_port(address: str | None) -> int:
 
 def _child_argv(argv: Sequence[str], port: int) -> list[str]:
     args = list(argv[1:])
-    return [sys.executable, "-m", "aperture", *args, "--port", str(port)] if "--args" not in args else [
-        sys.executable,
-        "-m",
-        "aperture",
-        *args[: args.index("--args")],
-        "--port",
-        str(port),
-        *args[args.index("--args") :],
-    ]
+    return (
+        [sys.executable, "-m", "aperture", *args, "--port", str(port)]
+        if "--args" not in args
+        else [
+            sys.executable,
+            "-m",
+            "aperture",
+            *args[: args.index("--args")],
+            "--port",
+            str(port),
+            *args[args.index("--args") :],
+        ]
+    )
 
 
 def supervise(config: Config, argv: Sequence[str]) -> int:
@@ -96,7 +100,9 @@ def supervise(config: Config, argv: Sequence[str]) -> int:
                 child.kill()
                 child.wait()
         elif not stopping:
-            log.error("The server exited with status %s; waiting for a change to restart it", child.returncode)
+            log.error(
+                "The server exited with status %s; waiting for a change to restart it", child.returncode
+            )
             while not stopping and _snapshot(watched_files(config)) == stamps:
                 time.sleep(POLL_SECONDS)
     return 0

@@ -53,7 +53,10 @@ def add_parser(commands: Any) -> None:
         description="Serve one or more Bokeh applications: scripts (.py), notebooks (.ipynb) or directories.",
     )
     parser.add_argument(
-        "apps", nargs="*", metavar="DIRECTORY-OR-SCRIPT", help="The app scripts, notebooks or directories to serve."
+        "apps",
+        nargs="*",
+        metavar="DIRECTORY-OR-SCRIPT",
+        help="The app scripts, notebooks or directories to serve.",
     )
     for setting in SETTINGS:
         _add_setting(parser, setting)

@@ -33,16 +33,15 @@ def parse_allowlist(entries: Iterable[str]) -> tuple[str, ...]:
         parts = entry.split(":")
         if len(parts) > 2:
             raise ValueError(f"Invalid host value: {entry}")
+        if len(parts) == 2:
+            # the reference checks the port before the name, which decides the message for ":"
+            try:
+                int(parts[1])
+            except ValueError:
+                raise ValueError(f"Invalid port in host value: {entry}") from None
         if not parts[0]:
             raise ValueError("Empty host value")
-        if len(parts) == 1:
-            allowlist.append(f"{entry}:80")
-            continue
-        try:
-            int(parts[1])
-        except ValueError:
-            raise ValueError(f"Invalid port in host value: {entry}") from None
-        allowlist.append(entry)
+        allowlist.append(entry if len(parts) == 2 else f"{entry}:80")
     return tuple(allowlist)
 
 

@@ -28,7 +28,8 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 
 
 def _malformed(detail: str) -> NoReturn:
-    raise TokenError(f"token is malformed: {detail}")
+    # `from None`: the reason says it all; the decoder's own exception would only add noise to logs
+    raise TokenError(f"token is malformed: {detail}") from None
 
 
 def _unbase64(text: str, what: str) -> bytes:

@@ -150,9 +150,9 @@ def verify_token(token: str, *, secret: bytes | None, signed: bool, now: int | N
     `session_expiry` (a float is rounded up), and `now < expiry`. `ValueError` if `signed` and no
     secret, which is the server's mistake, not the peer's.
     """
-    if signed and secret is None:
-        raise ValueError("a secret key is required to verify signed tokens")
-    if secret is not None and signed:
+    if signed:
+        if secret is None:
+            raise ValueError("a secret key is required to verify signed tokens")
         base, dot, signature = token.partition(".")
         if not dot or not signature_matches(secret, base, signature):
             raise TokenError("token signature is invalid")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bokeh.application.application import ServerContext as BokehServerContext
 from bokeh.application.application import SessionContext as BokehSessionContext
+from bokeh.core.types import ID
 from bokeh.document import Document
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class SessionContext(BokehSessionContext):
         token_payload: Mapping[str, Any],
         logout_url: str | None = None,
     ) -> None:
-        super().__init__(server_context, session_id)
+        super().__init__(server_context, ID(session_id))
         self._document = document
         self._request = request
         self._token = token

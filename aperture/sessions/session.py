@@ -130,7 +130,7 @@ class Session:
         def apply() -> None:
             self._patch_origin = origin
             try:
-                self.document.apply_json_patch(payload, setter=self)
+                self.document.apply_json_patch(payload, setter=self)  # type: ignore[arg-type]
             finally:
                 self._patch_origin = None
 

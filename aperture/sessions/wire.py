@@ -13,6 +13,7 @@ from typing import Any
 
 from bokeh.core.serialization import Buffer as BokehBuffer
 from bokeh.core.serialization import Serialized, Serializer
+from bokeh.core.types import ID
 from bokeh.document import Document
 
 from aperture.protocol import Buffer, RawJSON
@@ -25,7 +26,9 @@ def _default(obj: Any) -> Any:
 
 
 def _dumps(value: Any) -> RawJSON:
-    return RawJSON(json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=_default))
+    return RawJSON(
+        json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=_default)
+    )
 
 
 def _buffers(items: Sequence[BokehBuffer]) -> list[Buffer]:
@@ -48,4 +51,4 @@ def encode_document(doc: Document) -> tuple[RawJSON, list[Buffer]]:
 
 def incoming(content: Any, buffers: Sequence[Buffer]) -> Serialized[Any]:
     """A received content plus its buffers, in the form Bokeh's deserializer reads."""
-    return Serialized(content, [BokehBuffer(b.id, bytes(b.data)) for b in buffers])
+    return Serialized(content, [BokehBuffer(ID(b.id), bytes(b.data)) for b in buffers])

@@ -153,4 +153,3 @@ class StaticHandler(web.StaticFileHandler):
     @classmethod
     def get_version(cls, settings: dict[str, Any], path: str) -> str | None:
         return None
-

@@ -27,7 +27,9 @@ from aperture.web.websocket import BokehWebSocket, KeepAlive
 Rule = tuple[str, type[web.RequestHandler], dict[str, Any]]
 
 
-def build_rules(core: ServerCore, renderer: PageRenderer, keepalive: KeepAlive, icon: bytes | None) -> list[Rule]:
+def build_rules(
+    core: ServerCore, renderer: PageRenderer, keepalive: KeepAlive, icon: bytes | None
+) -> list[Rule]:
     cfg = core.config
     prefix = re.escape(cfg.prefix)
     common = {"core": core, "renderer": renderer}

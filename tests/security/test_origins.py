@@ -60,6 +60,7 @@ def test_parse_allowlist(entries: list[str], expected: tuple[str, ...]) -> None:
     [
         ("", "Empty host value"),
         (":80", "Empty host value"),
+        (":", "Invalid port in host value: :"),
         ("foo:", "Invalid port in host value: foo:"),
         ("foo:x", "Invalid port in host value: foo:x"),
         ("*:*", "Invalid port in host value: *:*"),

@@ -64,14 +64,19 @@ PAINTED_CANVAS_JS = """
 }
 """
 
-# Truthy once the page's Bokeh document exists and every root view has finished rendering.
+# Truthy once the page's Bokeh document exists and the view of every root embedded in the page
+# (every ``data-root-id`` placeholder, else every document root) has finished rendering.
 BOKEH_READY_JS = """
 () => {
   const Bokeh = window.Bokeh;
   if (Bokeh == null || Bokeh.documents == null || Bokeh.documents.length === 0) return false;
-  const roots = Bokeh.index.roots;
-  if (roots.length === 0 || roots.length < Bokeh.documents[0].roots().length) return false;
-  return roots.every((view) => view.has_finished());
+  let ids = Array.from(document.querySelectorAll("[data-root-id]"), (el) => el.dataset.rootId);
+  if (ids.length === 0) ids = Bokeh.documents.flatMap((doc) => doc.roots().map((root) => root.id));
+  if (ids.length === 0) return false;
+  return ids.every((id) => {
+    const view = Bokeh.index.find_one_by_id(id);
+    return view != null && view.has_finished();
+  });
 }
 """
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APERTURE = (sys.executable, "-m", "aperture", "serve")
@@ -60,20 +61,21 @@ def merged_env(overrides: Mapping[str, str | None] | None) -> dict[str, str]:
 class _Stream:
     """Drains one pipe on a daemon thread; lines land both here and in a shared, ordered log."""
 
-    def __init__(self, pipe: object, combined: list[str], lock: threading.Condition) -> None:
+    def __init__(self, pipe: IO[str] | None, combined: list[str], lock: threading.Condition) -> None:
         self.lines: list[str] = []
         self._combined = combined
         self._lock = lock
         self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
         self._thread.start()
 
-    def _drain(self, pipe: object) -> None:
-        for line in iter(pipe.readline, ""):  # type: ignore[attr-defined]
+    def _drain(self, pipe: IO[str] | None) -> None:
+        assert pipe is not None
+        for line in iter(pipe.readline, ""):
             with self._lock:
                 self.lines.append(line)
                 self._combined.append(line)
                 self._lock.notify_all()
-        pipe.close()  # type: ignore[attr-defined]
+        pipe.close()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
@@ -84,9 +86,10 @@ class ServerProcess:
 
     ``program`` is the command up to and including the ``serve`` subcommand.
     ``args`` follow the app paths; any ``{port}`` in them is replaced by the chosen
-    port (e.g. ``"--allow-websocket-origin=127.0.0.1:{port}"``). ``--port N`` is
-    added unless ``port=None`` (e.g. for ``--unix-socket``), and ``--address
-    127.0.0.1`` unless ``address=None``. ``env`` is merged over ``os.environ``.
+    port (e.g. ``"--allow-websocket-origin=127.0.0.1:{port}"``). ``--port N`` (a
+    free port, or ``port`` if given) is added unless ``port=None`` or ``args`` hold
+    ``--unix-socket``; ``--address 127.0.0.1`` unless ``address=None`` or ``args``
+    hold ``--address``. ``env`` is merged over ``os.environ`` (None deletes a key).
     """
 
     def __init__(
@@ -154,7 +157,7 @@ class ServerProcess:
         raise AssertionError("unreachable")
 
     def _start_once(self) -> None:
-        if self.requested_port is None:
+        if self.requested_port is None or self._has_flag("--unix-socket"):
             self.port = None
         else:
             self.port = self.requested_port or free_port()
@@ -180,14 +183,16 @@ class ServerProcess:
         self._wait_ready()
 
     def _build_command(self) -> list[str]:
-        substitute = {"port": "" if self.port is None else str(self.port)}
+        port = "" if self.port is None else str(self.port)
         command = [*self.program, *self.apps]
         if self.port is not None:
-            command += ["--port", str(self.port)]
-        if self.address is not None:
+            command += ["--port", port]
+        if self.address is not None and not self._has_flag("--address"):
             command += ["--address", self.address]
-        command += [arg.format_map(substitute) if "{port}" in arg else arg for arg in self.extra_args]
-        return command
+        return command + [arg.replace("{port}", port) for arg in self.extra_args]
+
+    def _has_flag(self, flag: str) -> bool:
+        return any(arg == flag or arg.startswith(flag + "=") for arg in self.extra_args)
 
     def _wait_ready(self) -> None:
         assert self._proc is not None and self._stderr is not None
@@ -231,6 +236,7 @@ class ServerProcess:
             except (ProcessLookupError, PermissionError):
                 pass
         self.returncode = proc.wait(timeout=self.stop_timeout)
+        _wait_group_gone(proc.pid, self.stop_timeout)
         self._join_readers()
         self._proc = None
         return self.returncode
@@ -327,4 +333,15 @@ def _wait_unreaped(pid: int, timeout: float) -> bool:
             return True
         if time.monotonic() >= deadline:
             return False
+        time.sleep(0.02)
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Wait until no process is left in group ``pgid`` (its killed workers are reaped by init)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)  # signal 0 only probes; it is harmless whoever holds the id
+        except (ProcessLookupError, PermissionError):
+            return
         time.sleep(0.02)

@@ -1,0 +1,80 @@
+"""S2 interaction: a session changes a slider (PATCH-DOC ModelChanged) and waits for the server's
+ColumnDataChanged PATCH-DOC and the OK.
+
+Round trip (send -> OK, the data patch arrives before the OK) at 1 session: median over
+sequential changes. Throughput: 50 sessions, each changing its slider back to back; completed
+round trips per second. `missing_patches` counts round trips whose OK came without a data patch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.loadgen.client import BokehSession
+from bench.servers import Slot
+
+from .common import (
+    NOT_WORSE_HIGHER,
+    NOT_WORSE_LOWER,
+    Config,
+    Metric,
+    Outcome,
+    Scenario,
+    close_all,
+    closed_loop,
+    ms,
+    open_many,
+    percentile,
+    slider_roundtrip,
+)
+
+
+@dataclass
+class _User:
+    sess: BokehSession
+    slider: str
+    missing: int = 0
+
+
+def make_users(sessions: list[BokehSession], slider: str = "amplitude") -> list[_User]:
+    return [_User(s, s.model_ids("Slider").get(slider, "")) for s in sessions]
+
+
+async def user_step(u: _User, i: int) -> None:
+    if await slider_roundtrip(u.sess, u.slider, i) == 0:
+        u.missing += 1
+
+
+async def run(slot: Slot, cfg: Config) -> Outcome:
+    out = Outcome()
+    async with slot.serve(["sliders"]) as srv:
+        target = srv.target("sliders")
+        one = make_users(await open_many(target, 1))
+        res1 = await closed_loop(one, user_step, duration=cfg.q(3.0, 10.0), warmup=0.5, max_iters=cfg.q(60, 300))
+        out.metrics["rtt_ms_1"] = ms(percentile(res1.latencies, 50))
+        out.info.update(res1.summary("1s_"))
+        await close_all([u.sess for u in one])
+
+        sessions = await open_many(target, 50, concurrency=4)
+        users = make_users(sessions)
+        res = await closed_loop(users, user_step, duration=cfg.q(5.0, 15.0), warmup=cfg.q(1.0, 3.0))
+        out.metrics["rtt_per_s_50"] = round(res.rate, 2)
+        out.info.update(res.summary("50s_"))
+        out.info["sessions_opened"] = len(sessions)
+        out.info["missing_patches"] = sum(u.missing for u in one + users)
+        await close_all(sessions)
+    return out
+
+
+SCENARIO = Scenario(
+    name="S2",
+    title="interaction",
+    measures=__doc__.split("\n\n")[0],
+    metrics=(
+        Metric("rtt_ms_1", "slider→data patch→OK round trip, 1 session", "ms", "lower", NOT_WORSE_LOWER),
+        Metric("rtt_per_s_50", "round trips/s, 50 sessions", "1/s", "higher", NOT_WORSE_HIGHER, ceiling=True),
+    ),
+    run=run,
+    budget_s=(60, 180),
+    ceiling_ok=True,
+)

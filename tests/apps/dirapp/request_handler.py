@@ -1,0 +1,2 @@
+def process_request(request):
+    return {"from_request_handler": request.path}
