@@ -33,9 +33,11 @@ from bench.loadgen.messages import MessageAssembler
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _ids = itertools.count(1)
-_TOKEN = base64.urlsafe_b64encode(
-    json.dumps({"session_id": "x" * 44, "session_expiry": 4102444800}).encode()
-).decode().rstrip("=")
+_TOKEN = (
+    base64.urlsafe_b64encode(json.dumps({"session_id": "x" * 44, "session_expiry": 4102444800}).encode())
+    .decode()
+    .rstrip("=")
+)
 
 
 def _frame(text: str | bytes, op: int = OP_TEXT) -> bytes:
@@ -55,7 +57,9 @@ class App:
 def _page(name: str) -> bytes:
     pad = "<!-- padding to a typical page size -->\n" * 60
     body = (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{name}</title></head><body>{pad}'
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{name}</title>'
+        '<script type="text/javascript" src="/static/js/bokeh.min.js?v=0"></script></head><body>'
+        f"{pad}"
         '<script type="text/javascript">const render_items=[{"token":"' + _TOKEN + '","roots":{},'
         '"root_ids":[],"use_for_title":true}];</script></body></html>'
     ).encode()
@@ -121,7 +125,10 @@ class CeilingServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 path = lines[0].split(" ")[1]
-                hdrs = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+                hdrs = {
+                    k.strip().lower(): v.strip()
+                    for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)
+                }
                 if hdrs.get("upgrade", "").lower() == "websocket":
                     await self._websocket(path, hdrs, reader, writer)
                     return
@@ -140,16 +147,23 @@ class CeilingServer:
             use_gz = "gzip" in hdrs.get("accept-encoding", "")
             body = gz if use_gz else plain
             enc = "Content-Encoding: gzip\r\n" if use_gz else ""
-            return f"HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\n{enc}Content-Length: {len(body)}\r\n\r\n".encode() + body
+            return (
+                f"HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\n{enc}Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
         return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 
-    async def _websocket(self, path: str, hdrs: dict[str, str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _websocket(
+        self, path: str, hdrs: dict[str, str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         app = self.apps[path.split("?")[0].rsplit("/ws", 1)[0].lstrip("/")]
         accept = base64.b64encode(hashlib.sha1(hdrs["sec-websocket-key"].encode() + _GUID).digest()).decode()
         writer.write(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: bokeh\r\n\r\n".encode()
-            + _frame(json.dumps({"msgid": f"p{next(_ids)}", "msgtype": "ACK"})) + _frame("{}") + _frame("{}")
+            + _frame(json.dumps({"msgid": f"p{next(_ids)}", "msgtype": "ACK"}))
+            + _frame("{}")
+            + _frame("{}")
         )
         dec, asm = FrameDecoder(), MessageAssembler()
         streamer: asyncio.TimerHandle | None = None
@@ -186,7 +200,11 @@ class CeilingServer:
                         if app.stream_patch is not None and streamer is None:
                             streamer = loop.call_later(0.1, push)
                         continue
-                    out = app.patch if msg.msgtype == "PATCH-DOC" and '"ModelChanged"' in msg.content_text else b""
+                    out = (
+                        app.patch
+                        if msg.msgtype == "PATCH-DOC" and '"ModelChanged"' in msg.content_text
+                        else b""
+                    )
                     ok = {"msgid": f"p{next(_ids)}", "msgtype": "OK", "reqid": reqid}
                     writer.write(out + _frame(json.dumps(ok)) + _frame("{}") + _frame("{}"))
         finally:

@@ -107,17 +107,25 @@ class Slot:
             await stop(server)
 
     async def start(
-        self, apps: list[str], args: list[str] | None = None, env: dict[str, str] | None = None, timeout: float = 60.0
+        self,
+        apps: list[str],
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60.0,
     ) -> Server:
         port = free_port()
         cmd = list(self.cmd) + [app_path(a) for a in apps]
-        cmd += ["--port", str(port), "--address", "127.0.0.1"] + [a.replace("{port}", str(port)) for a in args or []]
+        cmd += ["--port", str(port), "--address", "127.0.0.1"] + [
+            a.replace("{port}", str(port)) for a in args or []
+        ]
         if self.cpu is not None and shutil.which("taskset"):
             cmd = ["taskset", "-c", str(self.cpu)] + cmd
         log_path = self.log_dir / f"{self.name}-{port}-{int(time.time() * 1000)}.log"
         full_env = {**os.environ, **(env or {})}
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=full_env
+            )
         server = Server(proc, port, log_path, apps)
         _live.add(proc.pid)
         try:

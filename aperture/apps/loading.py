@@ -75,11 +75,25 @@ def application_for_path(path: str, argv: Sequence[str] = ()) -> Application:
     app = Application(handler)
     request_hook = os.path.join(path, "request_handler.py")
     if os.path.isdir(path) and os.path.exists(request_hook):
-        extra = ServerRequestHandler(filename=request_hook, argv=list(argv))
-        if extra.failed:
-            raise AppLoadError(f"Error loading {request_hook}:\n\n{extra.error}\n{extra.error_detail}")
-        app.add(extra)
+        app.add(RequestHook(request_hook, argv))
     return finish(app)
+
+
+class RequestHook(Handler):  # type: ignore[misc]
+    """A directory app's `request_handler.py`: contributes `process_request`, builds nothing."""
+
+    def __init__(self, path: str, argv: Sequence[str]) -> None:
+        super().__init__()
+        self._hooks = ServerRequestHandler(filename=path, argv=list(argv))
+        if self._hooks.failed:
+            raise AppLoadError(f"Error loading {path}:\n\n{self._hooks.error}\n{self._hooks.error_detail}")
+
+    def modify_document(self, doc: Any) -> None:
+        pass
+
+    def process_request(self, request: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._hooks.process_request(request)
+        return result
 
 
 def applications_for_paths(

@@ -64,7 +64,7 @@ def build_application(
 ) -> web.Application:
     cfg = core.config
     return web.Application(
-        build_rules(core, renderer, keepalive, icon),  # type: ignore[arg-type]
+        build_rules(core, renderer, keepalive, icon),
         websocket_max_message_size=cfg.websocket_max_message_size,
         cookie_secret=cfg.cookie_secret,
         serve_traceback=cfg.dev is not None,

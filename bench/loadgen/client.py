@@ -112,7 +112,9 @@ class BokehSession:
         await self.ws.close()
 
 
-async def open_session_and_pull(target: Target, http: HTTPConnection | None = None, parse: bool = False) -> BokehSession:
+async def open_session_and_pull(
+    target: Target, http: HTTPConnection | None = None, parse: bool = False
+) -> BokehSession:
     """What a page view does on the wire: GET page, websocket, ACK, PULL-DOC."""
     sess = await BokehSession.start(target, http)
     try:

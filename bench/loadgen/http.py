@@ -122,5 +122,5 @@ class HTTPConnection:
             w.close()
             try:
                 await asyncio.wait_for(w.wait_closed(), 1.0)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 pass

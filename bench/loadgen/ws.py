@@ -25,7 +25,9 @@ class ConnectionClosed(Exception):
 
 
 class WSClient:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: str | None) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: str | None
+    ) -> None:
         self._reader, self._writer = reader, writer
         self._decoder = FrameDecoder()
         self._queue: deque[WSMessage] = deque()
@@ -108,12 +110,12 @@ class WSClient:
             try:
                 self._writer.write(encode_close(code))
                 await asyncio.wait_for(self._await_close_echo(), timeout)
-            except (OSError, asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, OSError, ConnectionError):
                 pass
         self._writer.close()
         try:
             await asyncio.wait_for(self._writer.wait_closed(), 1.0)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass
 
     async def _await_close_echo(self) -> None:

@@ -123,16 +123,21 @@ async def closed_loop(
     max_iters: int = 1_000_000,
     step_timeout: float = 30.0,
     think: float = 0.0,
+    count: str = "completed",
 ) -> LoopResult[S]:
     """Each state drives one virtual user calling `step(state, i)` back to back (plus `think`).
 
-    Only steps that complete inside the measuring window [warmup, warmup+duration] count.
+    count="completed" (throughput): a step counts if it completes inside the measuring window
+    [warmup, warmup+duration]. count="started" (tail latency): a step counts if it starts inside
+    the window, and steps still running at the end are awaited (up to `step_timeout`), so a long
+    stall is measured in full rather than cut off; a step that times out counts as `step_timeout`.
     Bounded by `max_iters` per user and by time; stragglers are cancelled.
     """
     t0 = time.perf_counter()
     t_w, t_end = t0 + warmup, t0 + warmup + duration
     lat: list[float] = []
     errors: list[str] = []
+    by_start = count == "started"
 
     async def user(st: S) -> None:
         for i in range(max_iters):
@@ -141,12 +146,14 @@ async def closed_loop(
                 return
             try:
                 await asyncio.wait_for(step(st, i), step_timeout)
-            except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001 - recorded, the loop goes on
+            except (TimeoutError, Exception) as exc:  # recorded, the loop goes on
                 errors.append(f"{type(exc).__name__}: {exc}")
+                if by_start and isinstance(exc, TimeoutError) and ts >= t_w:
+                    lat.append(step_timeout)
                 await asyncio.sleep(0.1)
                 continue
             te = time.perf_counter()
-            if t_w <= te <= t_end:
+            if (t_w <= ts < t_end) if by_start else (t_w <= te <= t_end):
                 lat.append(te - ts)
             if think:
                 await asyncio.sleep(think)
@@ -160,7 +167,9 @@ async def closed_loop(
     return LoopResult(lat, errors, duration, states)
 
 
-async def open_many(target: Target, n: int, concurrency: int = 4, deadline: float | None = None) -> list[BokehSession]:
+async def open_many(
+    target: Target, n: int, concurrency: int = 4, deadline: float | None = None
+) -> list[BokehSession]:
     """Open `n` sessions (page + websocket + ACK + PULL-DOC, doc parsed), `concurrency` at a time."""
     sem = asyncio.Semaphore(concurrency)
     out: list[BokehSession] = []

@@ -27,8 +27,9 @@ async def run(slot: Slot, cfg: Config) -> Outcome:
         await asyncio.sleep(2.0)
         rss1 = srv.rss_kib()
         out.metrics["rss_kib_per_session"] = round((rss1 - rss0) / max(1, len(sessions)), 1)
-        out.info.update(rss_before_mib=round(rss0 / 1024, 1), rss_after_mib=round(rss1 / 1024, 1),
-                        sessions=len(sessions))
+        out.info.update(
+            rss_before_mib=round(rss0 / 1024, 1), rss_after_mib=round(rss1 / 1024, 1), sessions=len(sessions)
+        )
         await close_all(sessions + warm)
     return out
 
@@ -37,8 +38,15 @@ SCENARIO = Scenario(
     name="S4",
     title="memory per session",
     measures=__doc__.split("\n\n")[0],
-    metrics=(Metric("rss_kib_per_session", "RSS growth per idle sliders session (200 sessions)", "KiB", "lower",
-                    NOT_WORSE_LOWER),),
+    metrics=(
+        Metric(
+            "rss_kib_per_session",
+            "RSS growth per idle sliders session (200 sessions)",
+            "KiB",
+            "lower",
+            NOT_WORSE_LOWER,
+        ),
+    ),
     run=run,
     budget_s=(90, 180),
 )

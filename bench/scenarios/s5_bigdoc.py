@@ -31,8 +31,12 @@ async def run(slot: Slot, cfg: Config) -> Outcome:
             pulls.append(t2 - t1)
             sizes.append(reply.nbytes)
     out.metrics["pull_ms"] = ms(percentile(pulls[1:], 50))
-    out.info.update(first_pull_ms=ms(pulls[0]), page_ms=ms(percentile(pages, 50)),
-                    reply_mb=round(max(sizes) / 1e6, 3), pulls=len(pulls) - 1)
+    out.info.update(
+        first_pull_ms=ms(pulls[0]),
+        page_ms=ms(percentile(pages, 50)),
+        reply_mb=round(max(sizes) / 1e6, 3),
+        pulls=len(pulls) - 1,
+    )
     return out
 
 

@@ -61,7 +61,9 @@ async def _load(context: Any, url: str, timeout_ms: float) -> tuple[float, int, 
     cdp.on("Network.loadingFinished", lambda p: seen.__setitem__(p["requestId"], int(p["encodedDataLength"])))
     try:
         await page.goto(url, wait_until="commit", timeout=timeout_ms)
-        await page.wait_for_function("() => window.__bench_painted !== undefined", timeout=timeout_ms, polling=20)
+        await page.wait_for_function(
+            "() => window.__bench_painted !== undefined", timeout=timeout_ms, polling=20
+        )
         painted = float(await page.evaluate("() => window.__bench_painted"))
         if not await page.evaluate(_has_canvas_js()):
             raise RuntimeError("document idle but no plot canvas found")

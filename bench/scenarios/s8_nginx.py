@@ -68,15 +68,15 @@ def render_conf(tmp: Path, port: int, upstream_ports: list[int]) -> str:
 
 
 @contextlib.asynccontextmanager
-async def nginx(tmp: Path, upstream_ports: list[int]):  # type: ignore[no-untyped-def]
+async def nginx(tmp: Path, upstream_ports: list[int], cpu: int | None):  # type: ignore[no-untyped-def]
     port = free_port()
     conf = tmp / "nginx.conf"
     conf.write_text(render_conf(tmp, port, upstream_ports))
     log = open(tmp / "nginx.out", "wb")
     cmd = [NGINX, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf),
            "-g", f"daemon off; pid {tmp}/nginx.pid;"]  # fmt: skip
-    if shutil.which("taskset"):
-        cmd = ["taskset", "-c", "1", *cmd]
+    if cpu is not None and shutil.which("taskset"):
+        cmd = ["taskset", "-c", str(cpu), *cmd]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     register_pid(proc.pid)
     try:
@@ -113,7 +113,7 @@ async def run(slot: Slot, cfg: Config) -> Outcome:
     try:
         for _ in range(3):
             instances.append(await slot.start(["counter"], env=env))
-        async with nginx(tmp, [s.port for s in instances]) as port:
+        async with nginx(tmp, [s.port for s in instances], slot.cpu) as port:
             await asyncio.sleep(0.2)
             base = _count(counter)
             views = cfg.q(20, 60)
@@ -138,8 +138,15 @@ SCENARIO = Scenario(
     name="S8",
     title="app runs per page view (nginx least_conn ×3)",
     measures=__doc__.split("\n\n")[0],
-    metrics=(Metric("runs_per_view", "app runs per page view, 3 instances behind nginx", "runs", "lower",
-                    Goal("abs", "<=", 1.0)),),
+    metrics=(
+        Metric(
+            "runs_per_view",
+            "app runs per page view, 3 instances behind nginx",
+            "runs",
+            "lower",
+            Goal("abs", "<=", 1.0),
+        ),
+    ),
     run=run,
     budget_s=(60, 120),
 )

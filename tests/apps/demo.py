@@ -1,7 +1,6 @@
 """Slider -> Python callback -> Div text and a numpy data source (binary buffers)."""
 
 import numpy as np
-
 from bokeh.io import curdoc
 from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, Div, Slider

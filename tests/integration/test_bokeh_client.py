@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
-import re
 import time
 import urllib.request
 
@@ -111,7 +111,9 @@ def signed_server(module_server_factory):
 
 def test_signed_ids_from_bokeh_are_accepted(signed_server):
     session_id = bokeh_token.generate_session_id(secret_key=SECRET.encode(), signed=True)
-    html = urllib.request.urlopen(signed_server.url(f"/demo?bokeh-session-id={session_id}"), timeout=20).read()
+    html = urllib.request.urlopen(
+        signed_server.url(f"/demo?bokeh-session-id={session_id}"), timeout=20
+    ).read()
     token = re.search(rb'"token":"([^"]+)"', html).group(1).decode()  # type: ignore[union-attr]
     assert bokeh_token.check_token_signature(token, secret_key=SECRET.encode(), signed=True)
     assert bokeh_token.get_session_id(token) == session_id
@@ -127,6 +129,7 @@ def test_server_made_ids_verify_with_bokeh(signed_server):
 def test_unsigned_id_is_refused_on_a_signed_server(signed_server):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(signed_server.url("/demo?bokeh-session-id=plain"), timeout=20)
+    refused.value.close()
     assert refused.value.code == 403
 
 

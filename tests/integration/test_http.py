@@ -55,7 +55,8 @@ def test_app_page_embeds_a_token_and_versioned_assets(one_app):
     assert '"use_for_title":true' in r.text
     scripts = re.findall(r'<script src="([^"]+)"', r.text)
     assert [s.split("?")[0] for s in scripts] == [
-        f"/static/js/{name}.min.js" for name in ("bokeh", "bokeh-gl", "bokeh-widgets", "bokeh-tables", "bokeh-mathjax")
+        f"/static/js/{name}.min.js"
+        for name in ("bokeh", "bokeh-gl", "bokeh-widgets", "bokeh-tables", "bokeh-mathjax")
     ]
     assert all(re.search(r"\?v=[0-9a-f]{128}$", s) for s in scripts)
     assert get(one_app.url("/demo/")).status == 200
@@ -94,7 +95,9 @@ def test_metadata(two_apps):
 
 def test_autoload_js(two_apps):
     base = two_apps.url("/pfx/demo")
-    r = get(f"{base}/autoload.js?bokeh-autoload-element=el1&bokeh-app-path=/pfx/demo&bokeh-absolute-url={base}")
+    r = get(
+        f"{base}/autoload.js?bokeh-autoload-element=el1&bokeh-app-path=/pfx/demo&bokeh-absolute-url={base}"
+    )
     assert r.status == 200 and r.headers["Content-Type"] == "application/javascript"
     assert '"elementid":"el1"' in r.text and '"token":' in r.text
     assert f"{two_apps.base_url}/pfx/static/js/bokeh.min.js?v=" in r.text

@@ -154,7 +154,7 @@ class BokehClient:
         try:
             while await asyncio.wait_for(self.conn.read_message(), timeout) is not None:
                 pass
-        except (asyncio.TimeoutError, Exception):
+        except (TimeoutError, Exception):
             pass
 
 

@@ -1,0 +1,153 @@
+"""Summaries and the Markdown report, computed from a results JSON (see bench/run.py).
+
+`summarize(results)` -> one row per (scenario, metric): per slot median [min-max] over the
+repetitions, ratio A/B of the medians, goal and whether it is met, plus notes that help tell
+noise from signal (other load on the machine, load generator near its ceiling or CPU-bound).
+`python -m bench.report results/<file>.json` re-renders the Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.scenarios import SCENARIOS
+from bench.scenarios.common import Metric
+
+OTHER_LOAD_WARN_PCT = 15.0  # other processes used more than this share of one core on average
+LOADGEN_BUSY_PCT = 90.0  # the load generator's core was (almost) saturated
+NEAR_CEILING = 0.7  # a figure above this fraction of the harness ceiling may be harness-bound
+
+
+def _stats(values: list[float]) -> dict[str, float] | None:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or math.isnan(x):
+        return "–"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def _cell(s: dict[str, float] | None) -> str:
+    if s is None:
+        return "–"
+    if s["n"] == 1:
+        return _fmt(s["median"])
+    return f"{_fmt(s['median'])} [{_fmt(s['min'])}–{_fmt(s['max'])}]"
+
+
+def summarize(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    ceiling = results.get("ceiling", {})
+    for sc in SCENARIOS:
+        runs = [r for r in results["runs"] if r["scenario"] == sc.name]
+        if not runs:
+            continue
+        for m in sc.metrics:
+            rows.append(_row(sc.name, m, runs, ceiling.get(sc.name, {}).get("metrics", {}).get(m.key)))
+    return rows
+
+
+def _row(scenario: str, m: Metric, runs: list[dict[str, Any]], ceiling: float | None) -> dict[str, Any]:
+    per = {
+        s: _stats([r["metrics"].get(m.key) for r in runs if r["slot"] == s and r.get("metrics")])
+        for s in "AB"
+    }
+    a = per["A"]["median"] if per["A"] else None
+    b = per["B"]["median"] if per["B"] else None
+    ratio = a / b if a is not None and b not in (None, 0) else None
+    notes = []
+    skipped = {r.get("skipped") for r in runs if r.get("skipped")}
+    errors = [f"{r['slot']}: {r['error']}" for r in runs if r.get("error")]
+    if skipped:
+        notes.append("skipped: " + "; ".join(sorted(skipped)))
+    if errors:
+        notes.append(f"{len(errors)} failed run(s)")
+    other = [r["load"]["other_pct"] for r in runs if r.get("load")]
+    if other and max(other) > OTHER_LOAD_WARN_PCT:
+        notes.append(f"other load up to {max(other):.0f}% of a core")
+    if m.ceiling:
+        if any(r.get("load", {}).get("loadgen_pct", 0) > LOADGEN_BUSY_PCT for r in runs):
+            notes.append(f"loadgen core >{LOADGEN_BUSY_PCT:.0f}% busy")
+        if ceiling:
+            top = max(x for x in (a, b) if x is not None) if (a or b) else 0
+            if top >= NEAR_CEILING * ceiling:
+                notes.append(f"≥{NEAR_CEILING:.0%} of harness ceiling ({_fmt(ceiling)})")
+    goal = m.goal.text() if m.goal else ""
+    met = m.goal.met(a, ratio) if m.goal else None
+    return {
+        "scenario": scenario, "metric": m.key, "label": m.label, "unit": m.unit, "better": m.better,
+        "A": per["A"], "B": per["B"], "ratio": ratio, "goal": goal, "met": met, "ceiling": ceiling,
+        "notes": notes,
+    }  # fmt: skip
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows = results.get("summary") or summarize(results)
+    out = [
+        f"# Aperture vs bokeh serve — {results['started']} ({results['mode']}, {results['reps']} rep(s))",
+        "",
+        f"- A: `{' '.join(results['slots']['A']['cmd'])}`",
+        f"- B: `{' '.join(results['slots']['B']['cmd'])}`",
+        f"- machine: {results['host']['cpus']} CPUs, server on CPU {results['host']['server_cpu']}, "
+        f"load generator on CPU {results['host']['loadgen_cpu']}; loadavg at start {results['host']['loadavg']}; "
+        f"wall time {results.get('wall_s', 0):.0f} s",
+        "- cells: median [min–max] over repetitions; ratio = median A / median B",
+        "",
+        "| scenario | metric | A median [min–max] | B median [min–max] | ratio A/B | goal | met? | notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        met = {True: "yes", False: "**no**", None: "–"}[r["met"]]
+        out.append(
+            f"| {r['scenario']} | {r['label']} ({r['unit']}) | {_cell(r['A'])} | {_cell(r['B'])} | "
+            f"{_fmt(r['ratio'])} | {r['goal']} | {met} | {'; '.join(r['notes'])} |"
+        )
+    ceiling = results.get("ceiling") or {}
+    if ceiling:
+        out += ["", "## Load generator ceiling (trivial server, same pinning)", "",
+                "| scenario | metric | ceiling | loadgen CPU % | server CPU % |", "|---|---|---|---|---|"]  # fmt: skip
+        for name, c in ceiling.items():
+            for k, v in (c.get("metrics") or {}).items():
+                load = c.get("load") or {}
+                out.append(
+                    f"| {name} | {k} | {_fmt(v)} | {_fmt(load.get('loadgen_pct'))} | {_fmt(load.get('server_pct'))} |"
+                )
+            if c.get("error"):
+                out.append(f"| {name} | error | {c['error']} | | |")
+    out += ["", "## Runs and machine load (CPU in % of one core)", "",
+            "| scenario | slot | rep | wall s | server % | loadgen % | other % (max) | loadavg start → end | error |",
+            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results["runs"]:
+        ld = r.get("load") or {}
+        la = f"{ld.get('loadavg_start', ['?'])[0]} → {ld.get('loadavg_end', ['?'])[0]}" if ld else ""
+        err = r.get("error") or (f"skipped: {r['skipped']}" if r.get("skipped") else "")
+        out.append(
+            f"| {r['scenario']} | {r['slot']} | {r['rep']} | {r.get('seconds', 0):.0f} | {_fmt(ld.get('server_pct'))} | "
+            f"{_fmt(ld.get('loadgen_pct'))} | {_fmt(ld.get('other_pct'))} ({_fmt(ld.get('other_max_pct'))}) | {la} | "
+            f"{err[:120]} |"
+        )
+    out += ["", "## What each scenario measures", ""]
+    out += [f"- **{s.name} {s.title}**: {' '.join(s.measures.split())}" for s in SCENARIOS]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    path = Path((argv or sys.argv[1:])[0])
+    print(markdown(json.loads(path.read_text())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The benchmark driver: `python -m bench.run [--quick] [--scenarios S1,S2] [--reps N] ...`.
+
+For each scenario and repetition it runs slot A then slot B (A/B/A/B...), each on a freshly
+started server pinned to one core (`taskset`), with this process (the load generator) pinned to
+the other. Every run is wrapped in a `LoadMonitor` (CPU of server, load generator and everything
+else, loadavg) and a hard time limit. First, unless --no-ceiling, the throughput scenarios run
+once against the trivial server in bench/ceiling.py to measure the load generator's own ceiling.
+Results go to bench/results/<timestamp>.json (rewritten after every run, so a partial run keeps
+its data) and bench/results/latest.md, which is also printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.report import markdown, summarize
+from bench.scenarios import BY_NAME, SCENARIOS
+from bench.scenarios.common import Config, Scenario
+from bench.servers import Slot, live_server_pids
+from bench.sysload import LoadMonitor, loadavg
+
+RESULTS = Path(__file__).parent / "results"
+QUICK_SET = "S1,S2,S3,S4,S5,S6,S7,S8,S9,S10"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="short windows, 1 repetition (a few minutes)")
+    p.add_argument("--scenarios", default=None, help=f"comma list (default: all = {QUICK_SET})")
+    p.add_argument("--reps", type=int, default=None, help="repetitions per slot (default 1 quick, 3 full)")
+    p.add_argument("--a-cmd", default=f"{sys.executable} -m aperture serve", help="server command for slot A")
+    p.add_argument("--b-cmd", default=f"{sys.executable} -m bokeh serve", help="server command for slot B")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the load generator ceiling measurement")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    return p.parse_args(argv)
+
+
+def pin_cpus() -> tuple[int | None, int | None]:
+    """Pin this process to the first allowed CPU; return (loadgen cpu, server cpu)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("warning: fewer than 2 CPUs, no pinning; expect noisier figures", file=sys.stderr)
+        return None, None
+    os.sched_setaffinity(0, {cpus[0]})
+    return cpus[0], cpus[1]
+
+
+async def run_one(sc: Scenario, slot: Slot, cfg: Config, rep: int) -> dict[str, Any]:
+    gc.collect()
+    rec: dict[str, Any] = {"scenario": sc.name, "slot": slot.name, "rep": rep}
+    t0 = time.monotonic()
+    budget = sc.budget_s[0 if cfg.quick else 1]
+    with LoadMonitor(live_server_pids) as mon:
+        try:
+            outcome = await asyncio.wait_for(sc.run(slot, cfg), budget)
+            rec.update(metrics=outcome.metrics, info=outcome.info, skipped=outcome.skipped, error=None)
+        except Exception as exc:  # a failed run is recorded, the benchmark goes on
+            text = str(exc).strip()
+            if isinstance(exc, TimeoutError) and not text:
+                text = f"time budget of {budget:.0f}s exceeded"
+            rec.update(metrics={}, info={}, skipped=None, error=f"{type(exc).__name__}: {text}")
+    rec["seconds"] = round(time.monotonic() - t0, 1)
+    rec["load"] = mon.report.as_dict()
+    return rec
+
+
+async def preflight(slot: Slot) -> str | None:
+    """Start the slot's server once with the hello app; return an error text if it cannot start."""
+    try:
+        async with slot.serve(["hello"], timeout=60):
+            return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).strip()[-400:]}"
+
+
+def _line(rec: dict[str, Any]) -> str:
+    status = rec.get("error") or (f"skipped ({rec['skipped']})" if rec.get("skipped") else "ok")
+    m = ", ".join(f"{k}={v:g}" for k, v in rec.get("metrics", {}).items())
+    ld = rec.get("load", {})
+    return (
+        f"[{rec['scenario']} {rec['slot']} rep{rec['rep']}] {rec['seconds']:.0f}s {status}: {m} "
+        f"(server {ld.get('server_pct', 0):.0f}%, loadgen {ld.get('loadgen_pct', 0):.0f}%, other {ld.get('other_pct', 0):.0f}%)"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = Config(quick=args.quick)
+    reps = args.reps or (1 if args.quick else 3)
+    names = [s.strip().upper() for s in (args.scenarios or QUICK_SET).split(",") if s.strip()]
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {unknown}; known: {', '.join(BY_NAME)}")
+    selected = [s for s in SCENARIOS if s.name in names]
+    lg_cpu, srv_cpu = pin_cpus()
+    slots = {
+        "A": Slot("A", shlex.split(args.a_cmd), srv_cpu),
+        "B": Slot("B", shlex.split(args.b_cmd), srv_cpu),
+    }
+    ceiling_slot = Slot("ceiling", [sys.executable, "-m", "bench.ceiling", "serve"], srv_cpu)
+    started = dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    args.out.mkdir(parents=True, exist_ok=True)
+    out_json = args.out / f"{started}.json"
+    results: dict[str, Any] = {
+        "started": started,
+        "mode": "quick" if args.quick else "full",
+        "reps": reps,
+        "scenarios": names,
+        "slots": {k: {"cmd": v.cmd} for k, v in slots.items()},
+        "host": {
+            "cpus": os.cpu_count(),
+            "loadgen_cpu": lg_cpu,
+            "server_cpu": srv_cpu,
+            "loadavg": loadavg(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },  # fmt: skip
+        "preflight": {},
+        "ceiling": {},
+        "runs": [],
+    }
+    t_start = time.monotonic()
+
+    def save() -> None:
+        results["wall_s"] = round(time.monotonic() - t_start, 1)
+        out_json.write_text(json.dumps(results, indent=1, default=str))
+
+    for name, slot in slots.items():
+        results["preflight"][name] = err = await preflight(slot)
+        if err:
+            print(f"slot {name} cannot start a server; its runs are skipped:\n  {err}", file=sys.stderr)
+    if not args.no_ceiling:
+        for sc in (s for s in selected if s.ceiling_ok):
+            rec = await run_one(sc, ceiling_slot, cfg, 0)
+            results["ceiling"][sc.name] = rec
+            print("ceiling " + _line(rec), flush=True)
+            save()
+    for sc in selected:
+        for rep in range(reps):
+            for name, slot in slots.items():
+                if results["preflight"][name]:
+                    rec = {"scenario": sc.name, "slot": name, "rep": rep, "metrics": {}, "seconds": 0,
+                           "error": "slot unavailable (preflight failed)"}  # fmt: skip
+                else:
+                    rec = await run_one(sc, slot, cfg, rep)
+                results["runs"].append(rec)
+                print(_line(rec), flush=True)
+                save()
+    results["summary"] = summarize(results)
+    save()
+    md = markdown(results)
+    (args.out / "latest.md").write_text(md)
+    (args.out / f"{started}.md").write_text(md)
+    print(md)
+    print(f"results: {out_json}", file=sys.stderr)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(main_async(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

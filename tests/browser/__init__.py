@@ -1,0 +1,1 @@
+"""Browser end-to-end tests: real servers driven by headless Chromium."""
