@@ -15,7 +15,6 @@ apply as they do for the command line.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import signal
@@ -24,20 +23,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import bokeh
-import tornado
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
 from aperture import __version__
 from aperture.apps import curdoc
 from aperture.apps.loading import AppSpec, applications_for_objects
 from aperture.config import Config, resolve
 from aperture.core import ServerCore
-from aperture.errors import CLOSE_GOING_AWAY, ConfigError
-from aperture.pages import PageRenderer, favicon_path
+from aperture.errors import ConfigError
+from aperture.pages import PageRenderer
 from aperture.sessions.session import Session
-from aperture.web.routes import build_application
-from aperture.web.websocket import KeepAlive
+from aperture.web.frontend import TORNADO_VERSION, FrontEnd, bind
 
 log = logging.getLogger("aperture.server")
 
@@ -58,8 +53,7 @@ class Server:
         self._applications = applications_for_objects(applications)
         self.core = ServerCore(self.config, self._applications)
         self._sockets: list[socket.socket] = []
-        self._http: HTTPServer | None = None
-        self._keepalive = KeepAlive(self.config.keep_alive)
+        self._front: FrontEnd | None = None
         self._stopped: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
@@ -81,18 +75,9 @@ class Server:
 
     def bind(self) -> None:
         """Open the listening sockets (before start, e.g. to learn a free port early)."""
-        if self._sockets:
-            return
-        cfg = self.config
-        try:
-            self._sockets = bind_sockets(cfg.port, cfg.address or None)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(f"--port: port {cfg.port} is already in use") from None
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise ConfigError(f"--address: address {cfg.address!r} is not available") from None
-            raise ConfigError(f"cannot listen on {cfg.address or '*'}:{cfg.port}: {exc.strerror}") from None
-        self.port = self._sockets[0].getsockname()[1]
+        if not self._sockets:
+            self._sockets = bind(self.config.port, self.config.address)
+            self.port = self._sockets[0].getsockname()[1]
 
     async def start(self) -> None:
         """Listen and run the apps' `on_server_loaded` hooks; returns once serving."""
@@ -108,33 +93,21 @@ class Server:
             js_log_level=cfg.js_log_level,
             dev=cfg.bokeh_dev,
         )
-        icon_file = favicon_path(cfg.ico_path)
-        icon = icon_file.read_bytes() if icon_file is not None else None
         assert self.port is not None
-        app = build_application(
-            self.core,
-            renderer,
-            self._keepalive,
-            icon=icon,
-            origins=cfg.origin_allowlist(self.port),
-        )
-        self._http = HTTPServer(app, xheaders=cfg.use_xheaders)
-        self._http.add_sockets(self._sockets)
-        self._keepalive.start()
+        self._front = FrontEnd(self.core, self._sockets, self.port)
+        self._front.start(renderer)
         await self.core.start()
         log.debug("Serving %s", ", ".join(sorted(self.core.apps)))
 
     async def stop(self) -> None:
         """Stop listening, close websockets (1001), destroy sessions, run unload hooks."""
-        if self._http is not None:
-            self._http.stop()
-        self._keepalive.stop()
-        for sock in list(self._keepalive.sockets):
-            sock.close(CLOSE_GOING_AWAY, "server shutting down")
+        if self._front is not None:
+            self._front.stop_listening()
+            self._front.close_websockets()
         await self.core.stop(destroy_sessions=True)
-        if self._http is not None:
-            await self._http.close_all_connections()
-            self._http = None
+        if self._front is not None:
+            await self._front.close_connections()
+            self._front = None
         self._sockets = []
         if self._stopped is not None:
             self._stopped.set()
@@ -169,4 +142,4 @@ class Server:
 
 
 def versions() -> str:
-    return f"Aperture {__version__} (Bokeh {bokeh.__version__}, Tornado {tornado.version})"
+    return f"Aperture {__version__} (Bokeh {bokeh.__version__}, Tornado {TORNADO_VERSION})"
