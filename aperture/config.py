@@ -44,7 +44,6 @@ def _s(name: str, help: str, **kw: Any) -> Setting:
     return Setting(name=name, flags=(flag,), help=help, **kw)
 
 
-_LATER_SECURITY = "comes with the security release (issue 2/4)"
 _LATER_DEPLOY = "comes with the deployment release (issue 3/4)"
 
 SETTINGS: tuple[Setting, ...] = (
@@ -137,16 +136,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s(
         "auth_module",
-        "Python file with authentication hooks.",
+        "Python file with authentication hooks (get_user, login_url, ...).",
         env="BOKEH_AUTH_MODULE",
-        pending=_LATER_SECURITY,
     ),
     _s(
         "enable_xsrf_cookies",
-        "Check XSRF cookies.",
+        "Check XSRF cookies on POST/PUT/DELETE requests.",
         env="BOKEH_XSRF_COOKIES",
         kind="bool",
-        pending=_LATER_SECURITY,
     ),
     _s("exclude_headers", "Request headers not passed to apps.", kind="list", metavar="HEADER"),
     _s("exclude_cookies", "Request cookies not passed to apps.", kind="list", metavar="COOKIE"),
@@ -157,6 +154,13 @@ SETTINGS: tuple[Setting, ...] = (
     _s("disable_index", "Do not serve an index page at /.", kind="bool"),
     _s("disable_index_redirect", "Show the index page even when there is a single app.", kind="bool"),
     _s("num_procs", "Number of worker processes (default: 1).", kind="int", metavar="N"),
+    _s(
+        "session_reconnect_window",
+        "Seconds after a token expired during which a page may still reconnect with it; 0 disables "
+        "(default: 86400). Aperture only.",
+        kind="int",
+        metavar="SECONDS",
+    ),
     _s(
         "session_token_expiration",
         "Seconds a new session token is valid for (default: 300).",
@@ -214,11 +218,14 @@ class Config:
     include_cookies: tuple[str, ...] | None = None
     exclude_cookies: tuple[str, ...] | None = None
     cookie_secret: str | None = None
+    auth_module: str | None = None
+    xsrf_cookies: bool = False
     index: str | None = None
     use_index: bool = True
     redirect_root: bool = True
     num_procs: int = 1
     session_token_expiration: int = 300
+    session_reconnect_window: int = 86400
     websocket_max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     websocket_compression_level: int | None = None
     websocket_compression_mem_level: int | None = None
@@ -384,10 +391,16 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         include_cookies=include_cookies,
         exclude_cookies=exclude_cookies,
         cookie_secret=flags.get("cookie_secret") or _env(env, "BOKEH_COOKIE_SECRET"),
+        auth_module=flags.get("auth_module") or _env(env, "BOKEH_AUTH_MODULE"),
+        xsrf_cookies=bool(flags.get("enable_xsrf_cookies"))
+        or parse_bool(_env(env, "BOKEH_XSRF_COOKIES") or "no", "BOKEH_XSRF_COOKIES"),
         index=flags.get("index"),
         use_index=not flags.get("disable_index"),
         redirect_root=not flags.get("disable_index_redirect"),
         num_procs=num_procs,
+        session_reconnect_window=_positive(
+            given("session_reconnect_window", 86400), "--session-reconnect-window", allow_zero=True
+        ),
         session_token_expiration=_positive(
             given("session_token_expiration", 300), "--session-token-expiration"
         ),

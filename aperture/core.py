@@ -69,11 +69,12 @@ class ServerCore:
         applications: Mapping[str, Application],
         *,
         clock: Callable[[], float] = time.monotonic,
+        logout_url: str | None = None,
     ) -> None:
         self.config = config
         self.ids = MessageIds()
         self.apps: dict[str, SessionRegistry] = {
-            route: SessionRegistry(AppRunner(route, app), ids=self.ids, clock=clock)
+            route: SessionRegistry(AppRunner(route, app), ids=self.ids, clock=clock, logout_url=logout_url)
             for route, app in applications.items()
         }
         self._jobs: list[asyncio.Task[None]] = []
@@ -133,15 +134,27 @@ class ServerCore:
             vms, rss = (int(x) * os.sysconf("SC_PAGE_SIZE") / 2**20 for x in statm.read().split()[:2])
         log.info("[pid %d] Memory usage: %.2f MB (RSS), %.2f MB (VMS)", os.getpid(), rss, vms)
 
-    # -- tokens ------------------------------------------------------------------
+    # -- request context and tokens ---------------------------------------------
 
-    def _token_for(self, session_id: str, registry: SessionRegistry, request: IncomingRequest) -> str:
+    def _visible(self, request: IncomingRequest) -> tuple[dict[str, str], dict[str, str]]:
+        """Headers and cookies of a live request that apps may see (--include/--exclude-*)."""
         cfg = self.config
         cookies = _filtered(request.cookies, cfg.include_cookies, cfg.exclude_cookies)
         headers = _filtered(request.headers, cfg.include_headers, cfg.exclude_headers)
-        if cookies and "Cookie" in headers and "Cookie" not in (cfg.include_headers or ()):
-            del headers["Cookie"]
-        extra: dict[str, Any] = {"headers": headers, "cookies": cookies, "arguments": request.arguments}
+        if "Cookie" in headers and "Cookie" not in (cfg.include_headers or ()):
+            del headers["Cookie"]  # rebuilt from the kept cookies for the app
+        return headers, cookies
+
+    def _token_for(self, session_id: str, registry: SessionRegistry, request: IncomingRequest) -> str:
+        """A token for a page: arguments and `process_request` output, never headers or cookies.
+
+        Headers and cookies (HttpOnly ones, `Authorization`) stay on the server: the session made
+        by this request keeps them, and a session made later from the token takes them from the
+        websocket upgrade, which the browser sends with the same cookies. That keeps tokens small
+        and keeps credentials out of page scripts' reach.
+        """
+        cfg = self.config
+        extra: dict[str, Any] = {"arguments": request.arguments}
         extra.update(registry.runner.process_request(request.source))
         return tokens.generate_token(
             session_id,
@@ -150,6 +163,24 @@ class ServerCore:
             expiration=cfg.session_token_expiration,
             extra=extra,
         )
+
+    def _context(
+        self, payload: Mapping[str, Any], request: IncomingRequest, *, trust_payload: bool
+    ) -> tuple[RequestData, dict[str, Any]]:
+        """What `session_context.request` and `.token_payload` show for a new session.
+
+        Headers and cookies come from the live request unless the token carries them and is
+        trusted (signed with our key: minted by a key holder). Arguments come from the token
+        when it has them (the page's query), else from the live request.
+        """
+        headers, cookies = self._visible(request)
+        if trust_payload and ("headers" in payload or "cookies" in payload):
+            headers = dict(payload.get("headers", {}))
+            cookies = dict(payload.get("cookies", {}))
+        arguments = payload.get("arguments", request.arguments)
+        data = RequestData(arguments=arguments, cookies=cookies, headers=headers, source=request.source)
+        visible = {**payload, "headers": data.headers, "cookies": cookies, "arguments": arguments}
+        return data, visible
 
     # -- sessions for HTTP requests ------------------------------------------------
 
@@ -190,31 +221,31 @@ class ServerCore:
             log.warning("Token for session %r had an invalid signature", session_id[:100])
             raise RequestRefused(403, "Invalid token or session ID")
         payload = tokens.get_token_payload(token)
-        data = self._request_data(payload, request)
-        session = await registry.get_or_create(session_id, request=data, token=token, payload=payload)
+        data, visible = self._context(payload, request, trust_payload=cfg.sign_sessions)
+        session = await registry.get_or_create(session_id, request=data, token=token, payload=visible)
         return session, token
-
-    def _request_data(self, payload: Mapping[str, Any], request: IncomingRequest) -> RequestData:
-        has_context = any(k in payload for k in ("headers", "cookies", "arguments"))
-        source = payload if has_context else None
-        return RequestData(
-            arguments=source.get("arguments", {}) if source else request.arguments,
-            cookies=source.get("cookies", {}) if source else request.cookies,
-            headers=source.get("headers", {}) if source else request.headers,
-            source=request.source,
-        )
 
     # -- sessions for websockets ---------------------------------------------------
 
     def verify_token(self, token: str) -> tokens.VerifiedToken:
+        """Check a websocket token. An expired one is still accepted within the reconnect window,
+        so that a page left open can reconnect (its signature must be valid when signing)."""
         cfg = self.config
-        return tokens.verify_token(token, secret=cfg.secret_key, signed=cfg.sign_sessions)
+        try:
+            return tokens.verify_token(token, secret=cfg.secret_key, signed=cfg.sign_sessions)
+        except TokenError as exc:
+            if exc.reason != "token has expired" or cfg.session_reconnect_window <= 0:
+                raise
+            grace_now = tokens.utc_now() - cfg.session_reconnect_window
+            verified = tokens.verify_token(
+                token, secret=cfg.secret_key, signed=cfg.sign_sessions, now=grace_now
+            )
+            log.info("Accepted an expired token to reconnect session %r", verified.session_id[:12])
+            return verified
 
     async def session_for_websocket(
         self, route: str, verified: tokens.VerifiedToken, token: str, request: IncomingRequest
     ) -> Session:
         registry = self.apps[route]
-        data = self._request_data(verified.payload, request)
-        return await registry.get_or_create(
-            verified.session_id, request=data, token=token, payload=verified.payload
-        )
+        data, visible = self._context(verified.payload, request, trust_payload=self.config.sign_sessions)
+        return await registry.get_or_create(verified.session_id, request=data, token=token, payload=visible)

@@ -32,6 +32,7 @@ from aperture.core import ServerCore
 from aperture.errors import ConfigError
 from aperture.pages import PageRenderer
 from aperture.sessions.session import Session
+from aperture.web.auth import NO_AUTH, load_auth_module
 from aperture.web.frontend import TORNADO_VERSION, FrontEnd, bind
 
 log = logging.getLogger("aperture.server")
@@ -51,7 +52,9 @@ class Server:
         if applications is None:
             raise ConfigError("Server needs at least one application")
         self._applications = applications_for_objects(applications)
-        self.core = ServerCore(self.config, self._applications)
+        self.auth = load_auth_module(self.config.auth_module) if self.config.auth_module else NO_AUTH
+        logout_url = self.auth.logout_url_for(self.config.prefix)
+        self.core = ServerCore(self.config, self._applications, logout_url=logout_url)
         self._sockets: list[socket.socket] = []
         self._front: FrontEnd | None = None
         self._stopped: asyncio.Event | None = None
@@ -94,7 +97,7 @@ class Server:
             dev=cfg.bokeh_dev,
         )
         assert self.port is not None
-        self._front = FrontEnd(self.core, self._sockets, self.port)
+        self._front = FrontEnd(self.core, self._sockets, self.port, self.auth)
         self._front.start(renderer)
         await self.core.start()
         log.debug("Serving %s", ", ".join(sorted(self.core.apps)))

@@ -17,6 +17,7 @@ from tornado.netutil import bind_sockets
 from aperture.core import ServerCore
 from aperture.errors import CLOSE_GOING_AWAY, ConfigError
 from aperture.pages import PageRenderer, favicon_path
+from aperture.web.auth import AuthPolicy
 from aperture.web.routes import build_application
 from aperture.web.websocket import KeepAlive
 
@@ -38,8 +39,9 @@ def bind(port: int, address: str | None) -> list[socket.socket]:
 class FrontEnd:
     """The HTTP and websocket side of one server process."""
 
-    def __init__(self, core: ServerCore, sockets: list[socket.socket], port: int) -> None:
+    def __init__(self, core: ServerCore, sockets: list[socket.socket], port: int, auth: AuthPolicy) -> None:
         self.core = core
+        self.auth = auth
         self.sockets = sockets
         self.port = port
         self.keepalive = KeepAlive(core.config.keep_alive)
@@ -50,7 +52,12 @@ class FrontEnd:
         icon_file = favicon_path(cfg.ico_path)
         icon = icon_file.read_bytes() if icon_file is not None else None
         app = build_application(
-            self.core, renderer, self.keepalive, icon=icon, origins=cfg.origin_allowlist(self.port)
+            self.core,
+            renderer,
+            self.keepalive,
+            icon=icon,
+            origins=cfg.origin_allowlist(self.port),
+            auth=self.auth,
         )
         self._http = HTTPServer(app, xheaders=cfg.use_xheaders)
         self._http.add_sockets(self.sockets)

@@ -12,7 +12,7 @@ from aperture.errors import AppFailedError, RequestRefused
 from aperture.pages import error_page, index_page, metadata_json
 from aperture.security.origins import websocket_origin_allowed
 from aperture.sessions.session import Session
-from aperture.web.requests import ApertureHandler, incoming
+from aperture.web.requests import ApertureHandler, AuthMixin, incoming
 
 log = logging.getLogger("aperture.server")
 
@@ -21,6 +21,8 @@ class SessionPageHandler(ApertureHandler):
     """Shared by the app page and autoload.js: find or create the requested session."""
 
     async def resolve_session(self) -> tuple[Session, str] | None:
+        if not self.require_user():
+            return None
         try:
             return await self.core.session_for_request(self.route, incoming(self.request))
         except RequestRefused as refused:
@@ -73,6 +75,10 @@ class AutoloadHandler(SessionPageHandler):
             allowlist=self.settings["aperture_origins"],
         )
 
+    async def prepare(self) -> None:
+        if self.request.method != "OPTIONS":  # preflights carry no credentials
+            await super().prepare()
+
     def options(self, *args: Any) -> None:
         self.set_header("Access-Control-Allow-Methods", "GET, OPTIONS")
         requested = self.request.headers.get("Access-Control-Request-Headers")
@@ -82,6 +88,8 @@ class AutoloadHandler(SessionPageHandler):
         self.finish()
 
     async def get(self, *args: Any) -> None:
+        if not self.require_user():
+            return
         element_id = self.get_argument("bokeh-autoload-element", default="")
         if not element_id:
             raise web.HTTPError(400, reason="No bokeh-autoload-element query parameter")
@@ -104,6 +112,8 @@ class MetadataHandler(ApertureHandler):
     """`GET P A/metadata`: the app's metadata as JSON; creates no session."""
 
     def get(self, *args: Any) -> None:
+        if not self.require_user():
+            return
         data = self.core.apps[self.route].runner.metadata()
         self.set_header("Content-Type", "application/json")
         self.finish(metadata_json(self.route, data))
@@ -117,6 +127,8 @@ class IndexHandler(ApertureHandler):
         self.index_template = index
 
     def get(self, *args: Any) -> None:
+        if not self.require_user():
+            return
         routes = sorted(self.core.apps)
         prefix = self.renderer.prefix
         if len(routes) == 1 and self.settings["aperture_redirect_root"]:
@@ -145,11 +157,19 @@ class FaviconHandler(ApertureHandler):
 
 
 class StaticHandler(web.StaticFileHandler):
-    """BokehJS or app static files; `?v=` URLs are cached for ten years (Tornado's rule)."""
+    """BokehJS static files (public); `?v=` URLs are cached for ten years (Tornado's rule)."""
 
     def set_default_headers(self) -> None:
         self.set_header("Server", "Aperture")
 
-    @classmethod
-    def get_version(cls, settings: dict[str, Any], path: str) -> str | None:
-        return None
+
+class AppStaticHandler(AuthMixin, StaticHandler):
+    """A directory app's own `static/` files: protected by the auth module like its page."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if not self.authenticated():
+            if self.request.method in ("GET", "HEAD"):
+                self.redirect(self.auth.redirect_target(self, self.settings["aperture_prefix"]))
+            else:
+                raise web.HTTPError(403, reason="Authentication required")

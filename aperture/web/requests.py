@@ -1,14 +1,22 @@
-"""Tornado requests to the core's `IncomingRequest`, and shared handler behaviour."""
+"""Tornado requests to the core's `IncomingRequest`, and behaviour shared by handlers.
+
+`AuthMixin` applies the auth module to any handler (HTTP or websocket):
+`get_user_async` runs in `prepare`, `get_user` lazily through `current_user`, and
+`require_user()` answers an anonymous request (redirect to login for GET/HEAD,
+403 otherwise). `ApertureHandler` adds short error pages without tracebacks.
+"""
 
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from tornado import web
 
 from aperture.core import IncomingRequest, ServerCore
 from aperture.pages import PageRenderer, error_page
+from aperture.web.auth import AuthPolicy
 
 log = logging.getLogger("aperture.server")
 
@@ -23,8 +31,41 @@ def incoming(request: Any) -> IncomingRequest:
     )
 
 
-class ApertureHandler(web.RequestHandler):
-    """Base of every Aperture HTTP handler: short error pages, no tracebacks unless --dev."""
+class AuthMixin(web.RequestHandler):
+    """Consult the auth module (if any) for the current user."""
+
+    @property
+    def auth(self) -> AuthPolicy:
+        policy: AuthPolicy = self.settings["aperture_auth"]
+        return policy
+
+    async def prepare(self) -> None:
+        if self.auth.get_user_async is not None:
+            self.current_user = await self.auth.get_user_async(self)
+
+    def get_current_user(self) -> Any:
+        if self.auth.get_user is not None:
+            return self.auth.get_user(self)
+        return "default_user"
+
+    def get_login_url(self) -> str:
+        return self.auth.login_url_for(self, self.settings["aperture_prefix"])
+
+    def authenticated(self) -> bool:
+        return not self.auth.enabled or bool(self.current_user)
+
+    def require_user(self) -> bool:
+        """True when the request may proceed; otherwise it has been answered."""
+        if self.authenticated():
+            return True
+        if self.request.method in ("GET", "HEAD"):
+            self.redirect(self.auth.redirect_target(self, self.settings["aperture_prefix"]))
+            return False
+        raise web.HTTPError(403, reason="Authentication required")
+
+
+class ApertureHandler(AuthMixin):
+    """Base of Aperture's HTTP handlers: short error pages, tracebacks only with --dev."""
 
     core: ServerCore
     renderer: PageRenderer
@@ -41,8 +82,6 @@ class ApertureHandler(web.RequestHandler):
         reason = self._reason
         detail = None
         if self.settings.get("serve_traceback") and "exc_info" in kwargs:
-            import traceback
-
             detail = "".join(traceback.format_exception(*kwargs["exc_info"]))
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(error_page(status_code, reason, reason, detail))

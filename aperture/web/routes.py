@@ -14,8 +14,10 @@ from tornado import web
 
 from aperture.core import ServerCore
 from aperture.pages import STATIC_DIR, PageRenderer
+from aperture.web.auth import AuthPolicy
 from aperture.web.handlers import (
     AppPageHandler,
+    AppStaticHandler,
     AutoloadHandler,
     FaviconHandler,
     IndexHandler,
@@ -28,7 +30,7 @@ Rule = tuple[str, type[web.RequestHandler], dict[str, Any]]
 
 
 def build_rules(
-    core: ServerCore, renderer: PageRenderer, keepalive: KeepAlive, icon: bytes | None
+    core: ServerCore, renderer: PageRenderer, keepalive: KeepAlive, icon: bytes | None, auth: AuthPolicy
 ) -> list[Rule]:
     cfg = core.config
     prefix = re.escape(cfg.prefix)
@@ -46,7 +48,11 @@ def build_rules(
             (base + "/autoload\\.js", AutoloadHandler, per_app),
         ]
         static = registry.runner.static_path
-        rules.append((base + "/static/(.*)", StaticHandler, {"path": static or str(STATIC_DIR)}))
+        if static:
+            rules.append((base + "/static/(.*)", AppStaticHandler, {"path": static}))
+        else:
+            rules.append((base + "/static/(.*)", StaticHandler, {"path": str(STATIC_DIR)}))
+    rules += [(re.escape(cfg.prefix) + path, handler, {}) for path, handler in auth.endpoints("")]
     if cfg.use_index:
         rules.append((prefix + "/?", IndexHandler, {**common, "index": cfg.index}))
     rules.append((prefix + "/static/(.*)", StaticHandler, {"path": str(STATIC_DIR)}))
@@ -60,13 +66,17 @@ def build_application(
     *,
     icon: bytes | None,
     origins: tuple[str, ...],
+    auth: AuthPolicy,
     **settings: Any,
 ) -> web.Application:
     cfg = core.config
     return web.Application(
-        build_rules(core, renderer, keepalive, icon),
+        build_rules(core, renderer, keepalive, icon, auth),
         websocket_max_message_size=cfg.websocket_max_message_size,
         cookie_secret=cfg.cookie_secret,
+        xsrf_cookies=cfg.xsrf_cookies,
+        aperture_auth=auth,
+        aperture_prefix=cfg.prefix,
         serve_traceback=cfg.dev is not None,
         aperture_origins=origins,
         aperture_redirect_root=cfg.redirect_root,

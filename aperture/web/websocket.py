@@ -28,7 +28,7 @@ from aperture.errors import (
     SessionError,
 )
 from aperture.security.origins import websocket_origin_allowed
-from aperture.web.requests import incoming
+from aperture.web.requests import AuthMixin, incoming
 
 log = logging.getLogger("aperture.websocket")
 
@@ -61,7 +61,7 @@ class KeepAlive:
             sock.send_ping()
 
 
-class BokehWebSocket(websocket.WebSocketHandler):
+class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
     """One browser tab or `bokeh.client` connection."""
 
     def initialize(self, core: ServerCore, route: str, keepalive: KeepAlive) -> None:
@@ -111,6 +111,9 @@ class BokehWebSocket(websocket.WebSocketHandler):
 
     async def open(self, *args: Any) -> None:
         self.set_nodelay(True)
+        if not self.authenticated():
+            self._refuse(CLOSE_POLICY_VIOLATION, "authentication required")
+            return
         if self.token is None:
             self._refuse(CLOSE_POLICY_VIOLATION, "expected the subprotocols 'bokeh' and a session token")
             return

@@ -146,6 +146,7 @@ class BokehClient:
             while True:
                 await self.frame(timeout)
         except Closed as closed:
+            self.conn.close()  # release the client side too (no ResourceWarning later)
             return closed
 
     async def close(self, timeout: float = 5.0) -> None:
