@@ -44,8 +44,6 @@ def _s(name: str, help: str, **kw: Any) -> Setting:
     return Setting(name=name, flags=(flag,), help=help, **kw)
 
 
-_LATER_DEPLOY = "comes with the deployment release (issue 3/4)"
-
 SETTINGS: tuple[Setting, ...] = (
     _s(
         "port",
@@ -54,7 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="PORT",
     ),
     _s("address", "Address to listen on (default: all interfaces).", metavar="ADDRESS"),
-    _s("unix_socket", "Unix domain socket to listen on.", metavar="UNIX-SOCKET", pending=_LATER_DEPLOY),
+    _s(
+        "unix_socket",
+        "Listen on this Unix domain socket (mode 0600) instead of a TCP port.",
+        metavar="UNIX-SOCKET",
+    ),
     _s(
         "log_level",
         "Log level of the server (default: info).",
@@ -117,14 +119,12 @@ SETTINGS: tuple[Setting, ...] = (
         "TLS certificate file.",
         env="BOKEH_SSL_CERTFILE",
         metavar="CERTFILE",
-        pending=_LATER_DEPLOY,
     ),
     _s(
         "ssl_keyfile",
         "TLS private key file.",
         env="BOKEH_SSL_KEYFILE",
         metavar="KEYFILE",
-        pending=_LATER_DEPLOY,
     ),
     _s(
         "session_ids",
@@ -153,7 +153,19 @@ SETTINGS: tuple[Setting, ...] = (
     _s("index", "Tornado template file for the index page.", metavar="INDEX"),
     _s("disable_index", "Do not serve an index page at /.", kind="bool"),
     _s("disable_index_redirect", "Show the index page even when there is a single app.", kind="bool"),
-    _s("num_procs", "Number of worker processes (default: 1).", kind="int", metavar="N"),
+    _s(
+        "num_procs",
+        "Number of worker processes sharing the listening socket; 0 = one per CPU (default: 1).",
+        kind="int",
+        metavar="N",
+    ),
+    _s(
+        "shutdown_timeout",
+        "Seconds a SIGTERM/SIGINT shutdown may take before the process exits anyway (default: 10). "
+        "Aperture only.",
+        kind="int",
+        metavar="SECONDS",
+    ),
     _s(
         "session_reconnect_window",
         "Seconds after a token expired during which a page may still reconnect with it; 0 disables "
@@ -224,6 +236,11 @@ class Config:
     use_index: bool = True
     redirect_root: bool = True
     num_procs: int = 1
+    shutdown_timeout: int = 10
+    unix_socket: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: str | None = None
     session_token_expiration: int = 300
     session_reconnect_window: int = 86400
     websocket_max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
@@ -241,6 +258,8 @@ class Config:
             return self.env_websocket_origin
         if self.allow_websocket_origin:
             return self.allow_websocket_origin
+        if self.unix_socket:
+            return ()  # behind a proxy: only same-origin pages (Origin == Host) may connect
         return (f"localhost:{actual_port}",)
 
 
@@ -329,6 +348,26 @@ def _log_level(flags: Mapping[str, Any], environ: Mapping[str, str]) -> str:
     return str(level.lower())
 
 
+def _check_unix_socket_options(flags: Mapping[str, Any], certfile: str | None, keyfile: str | None) -> None:
+    """A Unix socket leaves port, address, TLS and origin checks to the proxy in front."""
+    clashes = [
+        flag
+        for flag, present in (
+            ("--port", flags.get("port") is not None),
+            ("--address", bool(flags.get("address"))),
+            ("--ssl-certfile / BOKEH_SSL_CERTFILE", bool(certfile)),
+            ("--ssl-keyfile / BOKEH_SSL_KEYFILE", bool(keyfile)),
+            ("--allow-websocket-origin", bool(flags.get("allow_websocket_origin"))),
+        )
+        if present
+    ]
+    if clashes:
+        raise ConfigError(
+            f"--unix-socket cannot be combined with {', '.join(clashes)}: the proxy in front of the socket "
+            "handles ports, TLS and origins"
+        )
+
+
 def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
     """Build the Config from parsed flags (None = not given) and the environment."""
     env = os.environ if environ is None else environ
@@ -356,8 +395,17 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
     if dev is not None and len(apps) != 1:
         raise ConfigError("--dev: exactly one app must be given to serve in development mode")
     num_procs = given("num_procs", 1)
-    if num_procs != 1:
-        raise ConfigError(f"--num-procs: more than one process {_LATER_DEPLOY}")
+    if num_procs < 0:
+        raise ConfigError(f"--num-procs must be >= 0, got {num_procs}")
+    if num_procs == 0:
+        num_procs = os.cpu_count() or 1
+    if dev is not None:
+        num_procs = 1
+    unix_socket = flags.get("unix_socket")
+    certfile = flags.get("ssl_certfile") or _env(env, "BOKEH_SSL_CERTFILE")
+    keyfile = flags.get("ssl_keyfile") or _env(env, "BOKEH_SSL_KEYFILE")
+    if unix_socket:
+        _check_unix_socket_options(flags, certfile, keyfile)
     max_size = given("websocket_max_message_size", DEFAULT_MAX_MESSAGE_SIZE)
     minified_raw = _env(env, "BOKEH_MINIFIED")
     return Config(
@@ -398,6 +446,11 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         use_index=not flags.get("disable_index"),
         redirect_root=not flags.get("disable_index_redirect"),
         num_procs=num_procs,
+        shutdown_timeout=_positive(given("shutdown_timeout", 10), "--shutdown-timeout"),
+        unix_socket=unix_socket,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+        ssl_password=_env(env, "BOKEH_SSL_PASSWORD"),
         session_reconnect_window=_positive(
             given("session_reconnect_window", 86400), "--session-reconnect-window", allow_zero=True
         ),

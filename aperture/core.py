@@ -21,7 +21,7 @@ from bokeh.application import Application
 
 from aperture.apps.runner import AppRunner
 from aperture.config import Config
-from aperture.errors import RequestRefused, TokenError
+from aperture.errors import RequestRefused, SessionError, TokenError
 from aperture.protocol import MessageIds
 from aperture.security import tokens
 from aperture.sessions.context import RequestData
@@ -79,6 +79,7 @@ class ServerCore:
         }
         self._jobs: list[asyncio.Task[None]] = []
         self._started = False
+        self.draining = False
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -97,6 +98,10 @@ class ServerCore:
         self._every(cfg.stats_log_frequency, self._log_stats)
         if cfg.mem_log_frequency > 0:
             self._every(cfg.mem_log_frequency, self._log_memory)
+
+    def busy_sessions(self) -> int:
+        """Sessions in the middle of a locked operation (a message or callback in flight)."""
+        return sum(1 for r in self.apps.values() for s in r.live_sessions() if s.busy)
 
     async def stop(self, destroy_sessions: bool = True) -> None:
         for job in self._jobs:
@@ -200,6 +205,8 @@ class ServerCore:
         """The session (and a fresh token for it) that a page or autoload request asks for."""
         registry = self.apps[route]
         cfg = self.config
+        if self.draining:
+            raise RequestRefused(503, "Server is shutting down")
         session_id, token = self._requested_id(request)
         if token is not None:
             try:
@@ -247,5 +254,7 @@ class ServerCore:
         self, route: str, verified: tokens.VerifiedToken, token: str, request: IncomingRequest
     ) -> Session:
         registry = self.apps[route]
+        if self.draining and registry.get(verified.session_id) is None:
+            raise SessionError("server is shutting down")
         data, visible = self._context(verified.payload, request, trust_payload=self.config.sign_sessions)
         return await registry.get_or_create(verified.session_id, request=data, token=token, payload=visible)

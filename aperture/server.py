@@ -19,8 +19,11 @@ import logging
 import os
 import signal
 import socket
+import ssl
+import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import bokeh
 
@@ -33,7 +36,7 @@ from aperture.errors import ConfigError
 from aperture.pages import PageRenderer
 from aperture.sessions.session import Session
 from aperture.web.auth import NO_AUTH, load_auth_module
-from aperture.web.frontend import TORNADO_VERSION, FrontEnd, bind
+from aperture.web.frontend import TORNADO_VERSION, FrontEnd, bind, tls_context
 
 log = logging.getLogger("aperture.server")
 
@@ -46,6 +49,7 @@ class Server:
         applications: Mapping[str, AppSpec] | AppSpec | None = None,
         *,
         config: Config | None = None,
+        sockets: list[socket.socket] | None = None,
         **options: Any,
     ) -> None:
         self.config = config if config is not None else resolve(options)
@@ -55,11 +59,14 @@ class Server:
         self.auth = load_auth_module(self.config.auth_module) if self.config.auth_module else NO_AUTH
         logout_url = self.auth.logout_url_for(self.config.prefix)
         self.core = ServerCore(self.config, self._applications, logout_url=logout_url)
-        self._sockets: list[socket.socket] = []
+        self._sockets: list[socket.socket] = list(sockets or [])
         self._front: FrontEnd | None = None
+        self._tls: ssl.SSLContext | None = None
         self._stopped: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
+        if self._sockets:
+            self._learn_port()
 
     @property
     def prefix(self) -> str:
@@ -70,17 +77,29 @@ class Server:
         return self.config.address
 
     def app_urls(self) -> list[str]:
-        host = self.config.address or "localhost"
-        return [f"http://{host}:{self.port}{self.prefix}{route}" for route in sorted(self.core.apps)]
+        cfg = self.config
+        if cfg.unix_socket:
+            base = "http+unix://" + quote(cfg.unix_socket, safe="")
+        else:
+            scheme = "https" if cfg.ssl_certfile else "http"
+            base = f"{scheme}://{cfg.address or 'localhost'}:{self.port}"
+        return [f"{base}{self.prefix}{route}" for route in sorted(self.core.apps)]
 
     def get_sessions(self, app_path: str) -> list[Session]:
         return self.core.apps[app_path].live_sessions()
 
-    def bind(self) -> None:
+    def bind(self) -> list[socket.socket]:
         """Open the listening sockets (before start, e.g. to learn a free port early)."""
+        if self._tls is None and self.config.ssl_certfile:
+            self._tls = tls_context(self.config)  # fails here, before serving, on a bad key
         if not self._sockets:
-            self._sockets = bind(self.config.port, self.config.address)
-            self.port = self._sockets[0].getsockname()[1]
+            self._sockets = bind(self.config)
+            self._learn_port()
+        return self._sockets
+
+    def _learn_port(self) -> None:
+        name = self._sockets[0].getsockname()
+        self.port = name[1] if isinstance(name, tuple) else None
 
     async def start(self) -> None:
         """Listen and run the apps' `on_server_loaded` hooks; returns once serving."""
@@ -96,24 +115,45 @@ class Server:
             js_log_level=cfg.js_log_level,
             dev=cfg.bokeh_dev,
         )
-        assert self.port is not None
-        self._front = FrontEnd(self.core, self._sockets, self.port, self.auth)
+        self._front = FrontEnd(self.core, self._sockets, self.port, self.auth, self._tls)
         self._front.start(renderer)
         await self.core.start()
         log.debug("Serving %s", ", ".join(sorted(self.core.apps)))
 
     async def stop(self) -> None:
-        """Stop listening, close websockets (1001), destroy sessions, run unload hooks."""
-        if self._front is not None:
-            self._front.stop_listening()
-            self._front.close_websockets()
-        await self.core.stop(destroy_sessions=True)
+        """Shut down gracefully within `--shutdown-timeout` seconds.
+
+        Order: `/readyz` turns 503 and no new session is accepted; the listening sockets
+        close; messages and callbacks in flight finish; websockets close with 1001; every
+        session is destroyed (`on_session_destroyed` runs); `on_server_unloaded` runs.
+        """
+        if self.core.draining:
+            return  # already stopping (or stopped)
+        self.core.draining = True
+        try:
+            await asyncio.wait_for(self._drain(), self.config.shutdown_timeout)
+        except TimeoutError:
+            log.warning("Shutdown took longer than %d s; stopping anyway", self.config.shutdown_timeout)
         if self._front is not None:
             await self._front.close_connections()
             self._front = None
         self._sockets = []
         if self._stopped is not None:
             self._stopped.set()
+
+    async def _drain(self) -> None:
+        front = self._front
+        if front is not None:
+            front.stop_listening()
+        while self.core.busy_sessions():
+            await asyncio.sleep(0.05)
+        if front is not None:
+            front.close_websockets()
+            for _ in range(40):  # let the close handshakes go out
+                if not front.open_websockets:
+                    break
+                await asyncio.sleep(0.05)
+        await self.core.stop(destroy_sessions=True)
 
     def shutdown(self) -> None:
         """Ask a running `run()` to stop; safe to call from any thread."""
@@ -128,7 +168,9 @@ class Server:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         await self._stopped.wait()
-        await self.stop()
+        started = time.monotonic()
+        await self.stop()  # a no-op when stop() itself ended the wait
+        log.info("Stopped in %.2f s", time.monotonic() - started)
 
     def _on_signal(self, sig: int) -> None:
         log.info("Received %s, shutting down", signal.Signals(sig).name)

@@ -96,21 +96,39 @@ def serve(config: Config) -> int:
 
     try:
         apps = applications_for_paths(config.apps, config.argv, config.glob)
-    except AppLoadError as exc:
-        return fail(str(exc))
-    server = Server(apps, config=config)
-    try:
+        server = Server(apps, config=config)
         server.bind()
-    except ConfigError as exc:
+    except (AppLoadError, ConfigError) as exc:
         return fail(str(exc))
     log.info("Starting %s", versions())
+    if config.ssl_certfile:
+        log.info("Serving over TLS (certificate %s)", config.ssl_certfile)
     for url in server.app_urls():
         log.info("Bokeh app running at: %s", url)
-    log.info("Serving with process id: %d", os.getpid())
     if config.show:
         _show(config, server.app_urls())
+    if config.num_procs > 1:
+        return _serve_workers(config, apps, server.bind())
+    log.info("Serving with process id: %d", os.getpid())
     server.run()
     return 0
+
+
+def _serve_workers(config: Config, apps: dict[str, Any], sockets: list[Any]) -> int:
+    from aperture.cli.workers import Supervisor, check_forking_available
+    from aperture.server import Server
+
+    try:
+        check_forking_available()
+    except ConfigError as exc:
+        return fail(str(exc))
+
+    def work(number: int) -> None:
+        log.info("Worker %d serving with process id: %d", number, os.getpid())
+        Server(apps, config=config, sockets=sockets).run(install_signal_handlers=True)
+
+    log.info("Supervising %d workers from process id: %d", config.num_procs, os.getpid())
+    return Supervisor(config.num_procs, work, config.shutdown_timeout).run()
 
 
 def _show(config: Config, urls: list[str]) -> None:

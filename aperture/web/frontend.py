@@ -1,19 +1,23 @@
-"""`FrontEnd`: listening sockets, the Tornado application and HTTP server, keep-alive.
+"""`FrontEnd`: listening sockets (TCP, Unix, TLS), the Tornado application, keep-alive.
 
-Everything a `Server` needs from Tornado, behind four calls: `bind`, `start`,
-`close_websockets` and `stop`. Binding is separate so a caller can learn the real
-port (for `--port 0`) before anything is served.
+Everything a `Server` needs from Tornado, behind a few calls. Binding is separate
+from serving so a caller can learn the real port (for `--port 0`) or fork worker
+processes that share the sockets before anything is served.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
+import ssl
+import stat
 
 import tornado
 from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
+from tornado.netutil import bind_sockets, bind_unix_socket
 
+from aperture.config import Config
 from aperture.core import ServerCore
 from aperture.errors import CLOSE_GOING_AWAY, ConfigError
 from aperture.pages import PageRenderer, favicon_path
@@ -24,8 +28,11 @@ from aperture.web.websocket import KeepAlive
 TORNADO_VERSION = tornado.version
 
 
-def bind(port: int, address: str | None) -> list[socket.socket]:
-    """Listening sockets (IPv4 and IPv6 when no address is given); ConfigError on failure."""
+def bind(config: Config) -> list[socket.socket]:
+    """Listening sockets for the configuration; ConfigError (naming the flag) on failure."""
+    if config.unix_socket:
+        return [_bind_unix(config.unix_socket)]
+    port, address = config.port, config.address
     try:
         return bind_sockets(port, address or None)
     except OSError as exc:
@@ -36,11 +43,46 @@ def bind(port: int, address: str | None) -> list[socket.socket]:
         raise ConfigError(f"cannot listen on {address or '*'}:{port}: {exc.strerror}") from None
 
 
+def _bind_unix(path: str) -> socket.socket:
+    if os.path.exists(path) and not stat.S_ISSOCK(os.stat(path).st_mode):
+        raise ConfigError(f"--unix-socket: {path} exists and is not a socket")
+    try:
+        return bind_unix_socket(path, mode=0o600)
+    except OSError as exc:
+        raise ConfigError(f"--unix-socket: cannot listen on {path}: {exc.strerror}") from None
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server TLS context for --ssl-certfile/--ssl-keyfile (never prompts for a password)."""
+    if not config.ssl_certfile:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    password = config.ssl_password
+    try:
+        context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, password=lambda: password or "")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"--ssl-certfile / --ssl-keyfile: no such file {exc.filename}") from None
+    except ssl.SSLError as exc:
+        hint = "" if password else " (if the key is encrypted, set BOKEH_SSL_PASSWORD)"
+        raise ConfigError(
+            f"--ssl-certfile / --ssl-keyfile: cannot load the certificate or key: {exc.reason or exc.strerror or exc}{hint}"
+        ) from None
+    return context
+
+
 class FrontEnd:
     """The HTTP and websocket side of one server process."""
 
-    def __init__(self, core: ServerCore, sockets: list[socket.socket], port: int, auth: AuthPolicy) -> None:
+    def __init__(
+        self,
+        core: ServerCore,
+        sockets: list[socket.socket],
+        port: int | None,
+        auth: AuthPolicy,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.core = core
+        self.tls = tls
         self.auth = auth
         self.sockets = sockets
         self.port = port
@@ -56,21 +98,25 @@ class FrontEnd:
             renderer,
             self.keepalive,
             icon=icon,
-            origins=cfg.origin_allowlist(self.port),
+            origins=cfg.origin_allowlist(self.port or 0),
             auth=self.auth,
         )
-        self._http = HTTPServer(app, xheaders=cfg.use_xheaders)
+        self._http = HTTPServer(app, xheaders=cfg.use_xheaders, ssl_options=self.tls)
         self._http.add_sockets(self.sockets)
         self.keepalive.start()
 
     def stop_listening(self) -> None:
         if self._http is not None:
             self._http.stop()
-        self.keepalive.stop()
 
     def close_websockets(self, reason: str = "server shutting down") -> None:
+        self.keepalive.stop()
         for sock in list(self.keepalive.sockets):
             sock.close(CLOSE_GOING_AWAY, reason)
+
+    @property
+    def open_websockets(self) -> int:
+        return len(self.keepalive.sockets)
 
     async def close_connections(self) -> None:
         if self._http is not None:

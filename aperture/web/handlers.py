@@ -156,6 +156,29 @@ class FaviconHandler(ApertureHandler):
         self.finish(self.icon)
 
 
+class HealthHandler(ApertureHandler):
+    """`GET P/healthz`: the process is up. Runs no app, creates no session, needs no login."""
+
+    async def prepare(self) -> None:
+        pass  # never consults the auth module
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.finish({"status": "ok"})
+
+
+class ReadyHandler(HealthHandler):
+    """`GET P/readyz`: 200 while new sessions are accepted, 503 while draining for shutdown."""
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        if self.core.draining:
+            self.set_status(503, "Draining")
+            self.finish({"status": "draining"})
+        else:
+            self.finish({"status": "ready"})
+
+
 class StaticHandler(web.StaticFileHandler):
     """BokehJS static files (public); `?v=` URLs are cached for ten years (Tornado's rule)."""
 

@@ -20,8 +20,10 @@ from aperture.web.handlers import (
     AppStaticHandler,
     AutoloadHandler,
     FaviconHandler,
+    HealthHandler,
     IndexHandler,
     MetadataHandler,
+    ReadyHandler,
     StaticHandler,
 )
 from aperture.web.websocket import BokehWebSocket, KeepAlive
@@ -35,7 +37,10 @@ def build_rules(
     cfg = core.config
     prefix = re.escape(cfg.prefix)
     common = {"core": core, "renderer": renderer}
-    rules: list[Rule] = []
+    rules: list[Rule] = [
+        (prefix + "/healthz", HealthHandler, common),
+        (prefix + "/readyz", ReadyHandler, common),
+    ]
     if icon is not None:
         rules.append((r"/favicon\.ico", FaviconHandler, {**common, "icon": icon}))
     for route, registry in core.apps.items():

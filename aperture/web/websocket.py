@@ -130,7 +130,7 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
             self._refuse(CLOSE_INTERNAL_ERROR, "the application failed to build this session")
             return
         except SessionError as exc:
-            self._refuse(CLOSE_POLICY_VIOLATION, str(exc))
+            self._refuse(CLOSE_GOING_AWAY if self.core.draining else CLOSE_POLICY_VIOLATION, str(exc))
             return
         if self.ws_connection is None:  # the client left while the session was being made
             return
