@@ -225,6 +225,7 @@ class Config:
     sign_sessions: bool = False
     generate_session_ids: bool = True
     secret_key: bytes | None = None
+    cluster_key: bytes | None = None  # signs owner hints between worker processes (set by the CLI)
     include_headers: tuple[str, ...] | None = None
     exclude_headers: tuple[str, ...] | None = None
     include_cookies: tuple[str, ...] | None = None

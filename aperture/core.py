@@ -10,6 +10,7 @@ the jobs that keep a process healthy: unused-session clean-up and statistics.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import time
@@ -29,6 +30,9 @@ from aperture.sessions.registry import SessionRegistry
 from aperture.sessions.session import Session
 
 log = logging.getLogger("aperture.server")
+
+OWNER = "__ap_owner"
+OWNER_SIG = "__ap_owner_sig"
 
 
 @dataclass
@@ -80,6 +84,7 @@ class ServerCore:
         self._jobs: list[asyncio.Task[None]] = []
         self._started = False
         self.draining = False
+        self.owner_address: str | None = None  # where sibling processes reach this one
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -161,6 +166,7 @@ class ServerCore:
         cfg = self.config
         extra: dict[str, Any] = {"arguments": request.arguments}
         extra.update(registry.runner.process_request(request.source))
+        extra.update(self._owner_hint(session_id))
         return tokens.generate_token(
             session_id,
             secret=cfg.secret_key,
@@ -168,6 +174,35 @@ class ServerCore:
             expiration=cfg.session_token_expiration,
             extra=extra,
         )
+
+    @property
+    def _cluster_key(self) -> bytes | None:
+        return self.config.secret_key or self.config.cluster_key
+
+    def _owner_hint(self, session_id: str) -> dict[str, str]:
+        """Token fields naming this process as the one that built the session."""
+        if self.owner_address is None:
+            return {}
+        hint = {OWNER: self.owner_address}
+        if self._cluster_key is not None:
+            hint[OWNER_SIG] = tokens.sign_text(self._cluster_key, f"{session_id}|{self.owner_address}")
+        return hint
+
+    def owner_of(self, session_id: str, payload: Mapping[str, Any]) -> str | None:
+        """The sibling process that built this session, if the token names one we may trust.
+
+        A hint signed with the shared key (BOKEH_SECRET_KEY, or the key `--num-procs` workers
+        share) is trusted; an unsigned one only when it points at a loopback address.
+        """
+        owner = payload.get(OWNER)
+        if not isinstance(owner, str) or owner == self.owner_address or self.owner_address is None:
+            return None
+        signature = payload.get(OWNER_SIG)
+        if self._cluster_key is not None and isinstance(signature, str):
+            expected = tokens.sign_text(self._cluster_key, f"{session_id}|{owner}")
+            return owner if hmac.compare_digest(expected, signature) else None
+        host = owner.rsplit(":", 1)[0].strip("[]")
+        return owner if host in ("127.0.0.1", "localhost", "::1") else None
 
     def _context(
         self, payload: Mapping[str, Any], request: IncomingRequest, *, trust_payload: bool
@@ -184,7 +219,8 @@ class ServerCore:
             cookies = dict(payload.get("cookies", {}))
         arguments = payload.get("arguments", request.arguments)
         data = RequestData(arguments=arguments, cookies=cookies, headers=headers, source=request.source)
-        visible = {**payload, "headers": data.headers, "cookies": cookies, "arguments": arguments}
+        visible = {k: v for k, v in payload.items() if not k.startswith("__ap_")}
+        visible.update(headers=data.headers, cookies=cookies, arguments=arguments)
         return data, visible
 
     # -- sessions for HTTP requests ------------------------------------------------

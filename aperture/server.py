@@ -36,7 +36,7 @@ from aperture.errors import ConfigError
 from aperture.pages import PageRenderer
 from aperture.sessions.session import Session
 from aperture.web.auth import NO_AUTH, load_auth_module
-from aperture.web.frontend import TORNADO_VERSION, FrontEnd, bind, tls_context
+from aperture.web.frontend import TORNADO_VERSION, FrontEnd, bind, bind_private, tls_context
 
 log = logging.getLogger("aperture.server")
 
@@ -97,6 +97,18 @@ class Server:
             self._learn_port()
         return self._sockets
 
+    def _owner_address(self) -> str | None:
+        """Where sibling processes can reach this one to relay a websocket (see web/relay.py)."""
+        cfg = self.config
+        if cfg.num_procs > 1:  # a worker: the shared socket reaches any worker, so add a private one
+            private = bind_private()
+            self._sockets.append(private)
+            return f"127.0.0.1:{private.getsockname()[1]}"
+        if cfg.unix_socket or self.port is None:
+            return None
+        host = cfg.address if cfg.address not in (None, "", "0.0.0.0", "::", "localhost") else "127.0.0.1"
+        return f"[{host}]:{self.port}" if host and ":" in host else f"{host}:{self.port}"
+
     def _learn_port(self) -> None:
         name = self._sockets[0].getsockname()
         self.port = name[1] if isinstance(name, tuple) else None
@@ -115,6 +127,7 @@ class Server:
             js_log_level=cfg.js_log_level,
             dev=cfg.bokeh_dev,
         )
+        self.core.owner_address = self._owner_address()
         self._front = FrontEnd(self.core, self._sockets, self.port, self.auth, self._tls)
         self._front.start(renderer)
         await self.core.start()

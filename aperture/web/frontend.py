@@ -43,6 +43,12 @@ def bind(config: Config) -> list[socket.socket]:
         raise ConfigError(f"cannot listen on {address or '*'}:{port}: {exc.strerror}") from None
 
 
+def bind_private() -> socket.socket:
+    """A loopback socket on a free port, for relays between sibling worker processes."""
+    sockets: list[socket.socket] = bind_sockets(0, "127.0.0.1")
+    return sockets[0]
+
+
 def _bind_unix(path: str) -> socket.socket:
     if os.path.exists(path) and not stat.S_ISSOCK(os.stat(path).st_mode):
         raise ConfigError(f"--unix-socket: {path} exists and is not a socket")

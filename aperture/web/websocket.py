@@ -28,6 +28,8 @@ from aperture.errors import (
     SessionError,
 )
 from aperture.security.origins import websocket_origin_allowed
+from aperture.security.tokens import VerifiedToken
+from aperture.web.relay import RELAY_HEADER, Relay, connect_owner
 from aperture.web.requests import AuthMixin, incoming
 
 log = logging.getLogger("aperture.websocket")
@@ -69,6 +71,7 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         self.route = route
         self.keepalive = keepalive
         self.connection: Connection | None = None
+        self.relay: Relay | None = None
         self.token: str | None = None
         self.last_seen = time.monotonic()
         self._pings = 0
@@ -119,6 +122,8 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
             return
         try:
             verified = self.core.verify_token(self.token)
+            if await self._relay_to_owner(verified):
+                return
             session = await self.core.session_for_websocket(
                 self.route, verified, self.token, incoming(self.request)
             )
@@ -139,12 +144,33 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         self.keepalive.sockets.add(self)
         log.info("Websocket opened for session %r of %s", session.id[:12], self.route)
 
+    async def _relay_to_owner(self, verified: VerifiedToken) -> bool:
+        """Hand the connection to the sibling process that built its session, if there is one."""
+        if self.request.headers.get(RELAY_HEADER) or self.core.apps[self.route].get(verified.session_id):
+            return False
+        owner = self.core.owner_of(verified.session_id, verified.payload)
+        if owner is None or self.token is None:
+            return False
+        upstream = await connect_owner(owner, self, self.token, tls=bool(self.core.config.ssl_certfile))
+        if upstream is None:
+            return False
+        if self.ws_connection is None:  # the client left meanwhile
+            upstream.close()
+            return True
+        self.relay = Relay(self, upstream)
+        self.keepalive.sockets.add(self)
+        log.info("Websocket for session %r relayed to its owner %s", verified.session_id[:12], owner)
+        return True
+
     def _refuse(self, code: int, reason: str) -> None:
         log.info("Websocket for %s refused: %s", self.route, reason)
         self.close(code, reason)
 
     async def on_message(self, message: str | bytes) -> None:
         self.last_seen = time.monotonic()
+        if self.relay is not None:
+            await self.relay.to_owner(message)
+            return
         if self.connection is None:
             return
         try:
@@ -165,6 +191,8 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self.keepalive.sockets.discard(self)
+        if self.relay is not None:
+            self.relay.close(self.close_code, self.close_reason)
         if self.connection is not None:
             log.info("Websocket closed (code=%s, reason=%r)", self.close_code, self.close_reason)
             self.connection.close()
