@@ -136,8 +136,8 @@ class Server:
     async def stop(self) -> None:
         """Shut down gracefully within `--shutdown-timeout` seconds.
 
-        Order: `/readyz` turns 503 and no new session is accepted; the listening sockets
-        close; messages and callbacks in flight finish; websockets close with 1001; every
+        Order: `/readyz` turns 503 and no new session is accepted; messages and callbacks
+        in flight finish; the listening sockets close; websockets close with 1001; every
         session is destroyed (`on_session_destroyed` runs); `on_server_unloaded` runs.
         """
         if self.core.draining:
@@ -156,11 +156,10 @@ class Server:
 
     async def _drain(self) -> None:
         front = self._front
-        if front is not None:
-            front.stop_listening()
-        while self.core.busy_sessions():
+        while self.core.busy_sessions():  # still listening: /readyz says 503, new sessions get 503
             await asyncio.sleep(0.05)
         if front is not None:
+            front.stop_listening()
             front.close_websockets()
             for _ in range(40):  # let the close handshakes go out
                 if not front.open_websockets:

@@ -127,8 +127,11 @@ class SessionRegistry:
     async def destroy(self, session: Session) -> None:
         if self._sessions.get(session.id) is session:
             del self._sessions[session.id]
-        session.destroy()
+        if session.destroyed:
+            return
+        session.retire()
         await self.runner.session_destroyed(session.context)
+        session.release()
 
     async def destroy_all(self) -> None:
         for session in list(self._sessions.values()):

@@ -163,11 +163,16 @@ class Session:
         with patch_curdoc(self.document):
             self.document.callbacks.trigger_event(ConnectionLost())
 
-    def destroy(self) -> None:
-        """Stop timers and release the document; the context reports `destroyed`."""
-        if self.destroyed:
-            return
+    def retire(self) -> None:
+        """Stop timers and refuse further locked work; the context reports `destroyed`.
+
+        The document (and the app module's globals) stay intact until `release`, so
+        `on_session_destroyed` hooks that run in between can still use them.
+        """
         self.destroyed = True
         self._callbacks.remove_all()
         self.context.mark_destroyed()
+
+    def release(self) -> None:
+        """Free the document, its models and the app modules made for it."""
         self.document.destroy(self)
