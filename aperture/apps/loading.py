@@ -17,7 +17,6 @@ from typing import Any
 
 from bokeh.application import Application
 from bokeh.application.handlers.directory import DirectoryHandler
-from bokeh.application.handlers.document_lifecycle import DocumentLifecycleHandler
 from bokeh.application.handlers.function import FunctionHandler
 from bokeh.application.handlers.handler import Handler
 from bokeh.application.handlers.notebook import NotebookHandler
@@ -129,7 +128,7 @@ def applications_for_objects(apps: Mapping[str, AppSpec] | AppSpec) -> dict[str,
 
 
 def finish(app: Application) -> Application:
-    """Every served app runs its documents' `on_session_destroyed` callbacks."""
-    if not any(isinstance(h, DocumentLifecycleHandler) for h in app.handlers):
-        app.add(DocumentLifecycleHandler())
+    """An app ready to serve. (Documents' own `on_session_destroyed` callbacks are run by
+    `AppRunner.session_destroyed`, so no `DocumentLifecycleHandler` is added: it would
+    follow them with a full `gc.collect()` per session.)"""
     return app

@@ -98,8 +98,17 @@ class AppRunner:
                 log.exception("Error in on_session_created of app %s", self.route)
 
     async def session_destroyed(self, session_context: Any) -> None:
+        """The handlers' hooks, then the document's own `on_session_destroyed` callbacks."""
         for handler in self.application.handlers:
             try:
                 await _settle(handler.on_session_destroyed(session_context))
             except Exception:
                 log.exception("Error in on_session_destroyed of app %s", self.route)
+        document = session_context.document
+        callbacks = document.session_destroyed_callbacks
+        document.session_destroyed_callbacks = set()
+        for callback in callbacks:
+            try:
+                await _settle(callback(session_context))
+            except Exception:
+                log.exception("Error in a document on_session_destroyed callback of app %s", self.route)

@@ -103,6 +103,10 @@ class SessionContext(BokehSessionContext):
         return self._token_payload
 
     @property
+    def document(self) -> Document:
+        return self._document
+
+    @property
     def session(self) -> Session | None:
         return self._session
 

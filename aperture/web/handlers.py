@@ -12,7 +12,7 @@ from aperture.errors import AppFailedError, RequestRefused
 from aperture.pages import error_page, index_page, metadata_json
 from aperture.security.origins import websocket_origin_allowed
 from aperture.sessions.session import Session
-from aperture.web.requests import ApertureHandler, AuthMixin, incoming
+from aperture.web.requests import ApertureHandler, incoming
 
 log = logging.getLogger("aperture.server")
 
@@ -177,22 +177,3 @@ class ReadyHandler(HealthHandler):
             self.finish({"status": "draining"})
         else:
             self.finish({"status": "ready"})
-
-
-class StaticHandler(web.StaticFileHandler):
-    """BokehJS static files (public); `?v=` URLs are cached for ten years (Tornado's rule)."""
-
-    def set_default_headers(self) -> None:
-        self.set_header("Server", "Aperture")
-
-
-class AppStaticHandler(AuthMixin, StaticHandler):
-    """A directory app's own `static/` files: protected by the auth module like its page."""
-
-    async def prepare(self) -> None:
-        await super().prepare()
-        if not self.authenticated():
-            if self.request.method in ("GET", "HEAD"):
-                self.redirect(self.auth.redirect_target(self, self.settings["aperture_prefix"]))
-            else:
-                raise web.HTTPError(403, reason="Authentication required")

@@ -13,19 +13,18 @@ from typing import Any
 from tornado import web
 
 from aperture.core import ServerCore
-from aperture.pages import STATIC_DIR, PageRenderer
+from aperture.pages import PageRenderer
 from aperture.web.auth import AuthPolicy
 from aperture.web.handlers import (
     AppPageHandler,
-    AppStaticHandler,
     AutoloadHandler,
     FaviconHandler,
     HealthHandler,
     IndexHandler,
     MetadataHandler,
     ReadyHandler,
-    StaticHandler,
 )
+from aperture.web.static import AppStaticHandler, BokehJSHandler
 from aperture.web.websocket import BokehWebSocket, KeepAlive
 
 Rule = tuple[str, type[web.RequestHandler], dict[str, Any]]
@@ -56,11 +55,11 @@ def build_rules(
         if static:
             rules.append((base + "/static/(.*)", AppStaticHandler, {"path": static}))
         else:
-            rules.append((base + "/static/(.*)", StaticHandler, {"path": str(STATIC_DIR)}))
+            rules.append((base + "/static/(.*)", BokehJSHandler, {}))
     rules += [(re.escape(cfg.prefix) + path, handler, {}) for path, handler in auth.endpoints("")]
     if cfg.use_index:
         rules.append((prefix + "/?", IndexHandler, {**common, "index": cfg.index}))
-    rules.append((prefix + "/static/(.*)", StaticHandler, {"path": str(STATIC_DIR)}))
+    rules.append((prefix + "/static/(.*)", BokehJSHandler, {}))
     return rules
 
 
@@ -80,6 +79,7 @@ def build_application(
         websocket_max_message_size=cfg.websocket_max_message_size,
         cookie_secret=cfg.cookie_secret,
         xsrf_cookies=cfg.xsrf_cookies,
+        compress_response=True,
         aperture_auth=auth,
         aperture_prefix=cfg.prefix,
         serve_traceback=cfg.dev is not None,
