@@ -192,6 +192,13 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="LEVEL",
     ),
     _s("websocket_compression_mem_level", "zlib memory level for compression.", kind="int", metavar="LEVEL"),
+    _s(
+        "callback_threads",
+        "Threads that run app callbacks and message handling, so one slow callback stalls only its own "
+        "session; 0 runs them on the event loop like bokeh serve (default: 8). Aperture only.",
+        kind="int",
+        metavar="N",
+    ),
     _s("glob", "Expand app paths as glob patterns.", kind="bool"),
 )
 
@@ -248,6 +255,7 @@ class Config:
     websocket_compression_level: int | None = None
     websocket_compression_mem_level: int | None = None
     glob: bool = False
+    callback_threads: int = 8
     js_log_level: str = "info"
     minified: bool = True
     bokeh_dev: bool = False
@@ -292,6 +300,22 @@ def _positive(value: int, flag: str, allow_zero: bool = False) -> int:
     return value
 
 
+def _int_env(environ: Mapping[str, str], name: str, default: int, flag: str) -> int:
+    raw = _env(environ, name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} (default of {flag}) must be an integer, got {raw!r}") from None
+
+
+def _in_range(value: int | None, low: int, high: int, flag: str) -> int | None:
+    if value is not None and not low <= value <= high:
+        raise ConfigError(f"{flag} must be between {low} and {high}, got {value}")
+    return value
+
+
 def _refuse_pending(flags: Mapping[str, Any], environ: Mapping[str, str]) -> None:
     for setting in SETTINGS:
         if setting.pending is None:
@@ -307,7 +331,7 @@ def _session_modes(flags: Mapping[str, Any], environ: Mapping[str, str]) -> tupl
     mode = flags.get("session_ids")
     if mode is None:
         raw = _env(environ, "BOKEH_SIGN_SESSIONS")
-        signed = parse_bool(raw, "BOKEH_SIGN_SESSIONS") if raw is not None else False
+        signed = parse_bool(raw, "BOKEH_SIGN_SESSIONS (or use --session-ids)") if raw is not None else False
         mode = "signed" if signed else "unsigned"
     key_text = _env(environ, "BOKEH_SECRET_KEY")
     secret = key_text.encode("utf-8") if key_text is not None else None
@@ -378,7 +402,7 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         value = flags.get(name)
         return default if value is None else value
 
-    default_port = int(_env(env, "BOKEH_DEFAULT_SERVER_PORT") or DEFAULT_PORT)
+    default_port = _int_env(env, "BOKEH_DEFAULT_SERVER_PORT", DEFAULT_PORT, "--port")
     port = given("port", default_port)
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {port}")
@@ -389,8 +413,12 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
     try:
         origins = parse_allowlist(flags.get("allow_websocket_origin") or ())
     except ValueError as exc:
-        raise ConfigError(f"--allow-websocket-origin: {exc}") from None
+        raise ConfigError(f"--allow-websocket-origin / BOKEH_ALLOW_WS_ORIGIN: {exc}") from None
     env_origins = tuple(o.strip() for o in (_env(env, "BOKEH_ALLOW_WS_ORIGIN") or "").split(",") if o.strip())
+    try:
+        parse_allowlist(env_origins)
+    except ValueError as exc:
+        raise ConfigError(f"BOKEH_ALLOW_WS_ORIGIN / --allow-websocket-origin: {exc}") from None
     dev = flags.get("dev")
     apps = tuple(flags.get("apps") or ())
     if dev is not None and len(apps) != 1:
@@ -459,9 +487,14 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             given("session_token_expiration", 300), "--session-token-expiration"
         ),
         websocket_max_message_size=_positive(max_size, "--websocket-max-message-size"),
-        websocket_compression_level=flags.get("websocket_compression_level"),
-        websocket_compression_mem_level=flags.get("websocket_compression_mem_level"),
+        websocket_compression_level=_in_range(
+            flags.get("websocket_compression_level"), 0, 9, "--websocket-compression-level"
+        ),
+        websocket_compression_mem_level=_in_range(
+            flags.get("websocket_compression_mem_level"), 1, 9, "--websocket-compression-mem-level"
+        ),
         glob=bool(flags.get("glob")),
+        callback_threads=_positive(given("callback_threads", 8), "--callback-threads", allow_zero=True),
         js_log_level=_env(env, "BOKEH_LOG_LEVEL") or ("debug" if bokeh_dev else "info"),
         minified=parse_bool(minified_raw, "BOKEH_MINIFIED") if minified_raw else not bokeh_dev,
         bokeh_dev=bokeh_dev,

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,8 +78,19 @@ class ServerCore:
     ) -> None:
         self.config = config
         self.ids = MessageIds()
+        self.executor = (
+            ThreadPoolExecutor(config.callback_threads, thread_name_prefix="aperture-app")
+            if config.callback_threads > 0
+            else None
+        )
         self.apps: dict[str, SessionRegistry] = {
-            route: SessionRegistry(AppRunner(route, app), ids=self.ids, clock=clock, logout_url=logout_url)
+            route: SessionRegistry(
+                AppRunner(route, app),
+                ids=self.ids,
+                clock=clock,
+                logout_url=logout_url,
+                executor=self.executor,
+            )
             for route, app in applications.items()
         }
         self._jobs: list[asyncio.Task[None]] = []
@@ -117,6 +129,8 @@ class ServerCore:
                 await registry.destroy_all()
         for registry in self.apps.values():
             await registry.runner.server_unloaded(registry.server_context)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _every(self, milliseconds: int, job: Callable[[], Awaitable[None]]) -> None:
         async def loop() -> None:

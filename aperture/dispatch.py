@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import bokeh
 
@@ -86,8 +85,8 @@ class Connection:
         try:
             reply = await self._answer(message)
         except Exception as exc:
+            log.warning("Session %r: %s failed: %s", self.session.id[:12], message.msgtype, _short(exc))
             if not isinstance(exc, RequestFailed):
-                log.warning("Session %r: %s failed: %s", self.session.id, message.msgtype, _short(exc))
                 log.debug("Traceback of the failed %s", message.msgtype, exc_info=True)
             reply = error(self._ids(), message.msgid, _short(exc))
         self.send_frames(encode(reply))
@@ -108,9 +107,3 @@ class Connection:
                 raise RequestFailed("PUSH-DOC content needs a 'doc' object")
             await self.session.push(content["doc"], message.buffers)
         return ok(self._ids(), message.msgid)
-
-
-def describe(value: Any) -> str:
-    """A short, safe description of a peer value for logs."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

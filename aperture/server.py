@@ -179,6 +179,8 @@ class Server:
         if install_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+        for url in self.app_urls():
+            log.info("Bokeh app running at: %s", url)  # the line scripts wait for: now ready
         await self._stopped.wait()
         started = time.monotonic()
         await self.stop()  # a no-op when stop() itself ended the wait

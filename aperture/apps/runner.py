@@ -61,7 +61,8 @@ class AppRunner:
                 handler.modify_document(doc)
                 if handler.failed:
                     log.error("Error running app %s: %s\n%s", self.route, handler.error, handler.error_detail)
-                    return AppFailure(str(handler.error), str(handler.error_detail))
+                    summary = str(handler.error).split("\nFile '", 1)[0]  # the exception, not the frame
+                    return AppFailure(summary, f"{handler.error}\n{handler.error_detail}")
         if settings.perform_document_validation():
             doc.validate()
         return None

@@ -103,8 +103,6 @@ def serve(config: Config) -> int:
     log.info("Starting %s", versions())
     if config.ssl_certfile:
         log.info("Serving over TLS (certificate %s)", config.ssl_certfile)
-    for url in server.app_urls():
-        log.info("Bokeh app running at: %s", url)
     if config.show:
         _show(config, server.app_urls())
     if config.num_procs > 1:

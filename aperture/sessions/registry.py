@@ -14,6 +14,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from typing import Any
 
 from bokeh.document import Document
@@ -37,8 +38,10 @@ class SessionRegistry:
         ids: MessageIds,
         clock: Callable[[], float] = time.monotonic,
         logout_url: str | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.runner = runner
+        self._executor = executor
         self.server_context = ServerContext(self)
         self._ids = ids
         self._clock = clock
@@ -108,7 +111,7 @@ class SessionRegistry:
             doc.modules.destroy()
             await self.runner.session_destroyed(context)
             raise AppFailedError(failure.summary, failure.detail)
-        return Session(session_id, doc, context, ids=self._ids, clock=self._clock)
+        return Session(session_id, doc, context, ids=self._ids, clock=self._clock, executor=self._executor)
 
     async def discard_unused(self, lifetime_seconds: float) -> int:
         """Destroy sessions unused for longer than the lifetime; returns how many."""

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from bokeh.document import Document
@@ -51,6 +53,7 @@ class Session:
         *,
         ids: MessageIds,
         clock: Callable[[], float] = time.monotonic,
+        executor: Executor | None = None,
     ) -> None:
         self.id = session_id
         self.document = document
@@ -58,6 +61,9 @@ class Session:
         self.destroyed = False
         self._ids = ids
         self._clock = clock
+        self._executor = executor
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._subscribers: set[Subscriber] = set()
         self._lock = asyncio.Lock()
         self._locked = False
@@ -86,13 +92,20 @@ class Session:
         skip = self._patch_origin if event.setter is self else None
         for subscriber in tuple(self._subscribers):
             if subscriber is not skip:
-                subscriber.send_frames(frames)
+                self._on_loop(subscriber.send_frames, frames)
 
     def _session_callback_added(self, event: Any) -> None:
-        self._callbacks.add(event.callback)
+        self._on_loop(self._callbacks.add, event.callback)
 
     def _session_callback_removed(self, event: Any) -> None:
-        self._callbacks.remove(event.callback)
+        self._on_loop(self._callbacks.remove, event.callback)
+
+    def _on_loop(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run `func` on the event loop: now if we are on it, else next, in call order."""
+        if threading.get_ident() == self._loop_thread:
+            func(*args)
+        else:
+            self._loop.call_soon_threadsafe(func, *args)
 
     # -- locking ---------------------------------------------------------------
 
@@ -106,15 +119,23 @@ class Session:
             async with self._lock:
                 self._locked = True
                 try:
-                    with patch_curdoc(self.document):
-                        result = func(*args)
-                        while asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                            result = await result
-                        return result
+                    if self._executor is None:
+                        result = self._call(func, args)
+                    else:  # app code runs off the event loop, so a slow callback stalls only its session
+                        result = await self._loop.run_in_executor(self._executor, self._call, func, args)
+                    if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                        with patch_curdoc(self.document):  # the stack is per task: safe across awaits
+                            while asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                                result = await result
+                    return result
                 finally:
                     self._locked = False
         finally:
             self._busy -= 1
+
+    def _call(self, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        with patch_curdoc(self.document):
+            return func(*args)
 
     # -- protocol operations ---------------------------------------------------
 

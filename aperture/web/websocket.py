@@ -72,6 +72,7 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         self.keepalive = keepalive
         self.connection: Connection | None = None
         self.relay: Relay | None = None
+        self._we_closed = False
         self.token: str | None = None
         self.last_seen = time.monotonic()
         self._pings = 0
@@ -189,12 +190,27 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         except websocket.WebSocketClosedError:
             self.keepalive.sockets.discard(self)
 
+    def on_connection_close(self) -> None:
+        ws = self.ws_connection
+        if ws is not None and getattr(ws, "server_terminated", False) and not self._we_closed:
+            limit = self.settings.get("websocket_max_message_size")
+            log.warning(
+                "Websocket closed by the WebSocket layer: a frame was malformed or larger than "
+                "--websocket-max-message-size (%s bytes)",
+                limit,
+            )
+        super().on_connection_close()
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        self._we_closed = True
+        super().close(code, reason)
+
     def on_close(self) -> None:
         self.keepalive.sockets.discard(self)
         if self.relay is not None:
             self.relay.close(self.close_code, self.close_reason)
         if self.connection is not None:
-            log.info("Websocket closed (code=%s, reason=%r)", self.close_code, self.close_reason)
+            log.info("Websocket closed (peer code=%s, reason=%r)", self.close_code, self.close_reason)
             self.connection.close()
 
     def _write_frames(self, frames: Sequence[str | bytes]) -> None:
