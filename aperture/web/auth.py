@@ -23,6 +23,10 @@ from tornado.web import RequestHandler
 from aperture.errors import ConfigError
 
 
+def _is_handler(value: Any) -> bool:
+    return value is None or (isinstance(value, type) and issubclass(value, RequestHandler))
+
+
 def _absolute(url: str) -> bool:
     return url.startswith(("http://", "https://", "//"))
 
@@ -54,13 +58,12 @@ class AuthPolicy:
             raise ConfigError("--auth-module: at most one of login_url or get_login_url should be supplied")
         if self.login_handler and self.get_login_url:
             raise ConfigError("--auth-module: LoginHandler cannot be used with a get_login_url() function")
-        for name, handler in (("LoginHandler", self.login_handler), ("LogoutHandler", self.logout_handler)):
-            if handler is not None and not (
-                isinstance(handler, type) and issubclass(handler, RequestHandler)
-            ):
-                raise ConfigError(f"--auth-module: {name} must be a Tornado RequestHandler")
+        if not _is_handler(self.login_handler):
+            raise ConfigError("--auth-module: LoginHandler must be a Tornado RequestHandler")
         if self.login_url and _absolute(self.login_url):
             raise ConfigError("--auth-module: LoginHandler can only be used with a relative login_url")
+        if not _is_handler(self.logout_handler):
+            raise ConfigError("--auth-module: LogoutHandler must be a Tornado RequestHandler")
         if self.logout_url and _absolute(self.logout_url):
             raise ConfigError("--auth-module: LogoutHandler can only be used with a relative logout_url")
         return self
