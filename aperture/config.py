@@ -199,6 +199,13 @@ SETTINGS: tuple[Setting, ...] = (
         kind="int",
         metavar="N",
     ),
+    _s(
+        "advertise_address",
+        "HOST:PORT where the other instances of this deployment reach this one, to relay websockets "
+        "to the instance that built a session (default: 127.0.0.1 or --address, with the port). "
+        "Aperture only.",
+        metavar="HOST:PORT",
+    ),
     _s("glob", "Expand app paths as glob patterns.", kind="bool"),
 )
 
@@ -256,6 +263,7 @@ class Config:
     websocket_compression_mem_level: int | None = None
     glob: bool = False
     callback_threads: int = 8
+    advertise_address: str | None = None
     js_log_level: str = "info"
     minified: bool = True
     bokeh_dev: bool = False
@@ -308,6 +316,15 @@ def _int_env(environ: Mapping[str, str], name: str, default: int, flag: str) -> 
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} (default of {flag}) must be an integer, got {raw!r}") from None
+
+
+def _host_port(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{flag} must look like HOST:PORT, got {value!r}")
+    return value
 
 
 def _in_range(value: int | None, low: int, high: int, flag: str) -> int | None:
@@ -494,6 +511,7 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             flags.get("websocket_compression_mem_level"), 1, 9, "--websocket-compression-mem-level"
         ),
         glob=bool(flags.get("glob")),
+        advertise_address=_host_port(flags.get("advertise_address"), "--advertise-address"),
         callback_threads=_positive(given("callback_threads", 8), "--callback-threads", allow_zero=True),
         js_log_level=_env(env, "BOKEH_LOG_LEVEL") or ("debug" if bokeh_dev else "info"),
         minified=parse_bool(minified_raw, "BOKEH_MINIFIED") if minified_raw else not bokeh_dev,

@@ -104,6 +104,8 @@ class Server:
             private = bind_private()
             self._sockets.append(private)
             return f"127.0.0.1:{private.getsockname()[1]}"
+        if cfg.advertise_address:
+            return cfg.advertise_address
         if cfg.unix_socket or self.port is None:
             return None
         host = cfg.address if cfg.address not in (None, "", "0.0.0.0", "::", "localhost") else "127.0.0.1"

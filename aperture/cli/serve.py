@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import sys
+from dataclasses import replace
 from typing import Any
 
 from aperture.config import SETTINGS, Config, Setting, resolve
@@ -121,9 +123,12 @@ def _serve_workers(config: Config, apps: dict[str, Any], sockets: list[Any]) -> 
     except ConfigError as exc:
         return fail(str(exc))
 
+    # Workers sign the owner hints in their tokens with a key only they share.
+    shared = config if config.secret_key else replace(config, cluster_key=secrets.token_bytes(32))
+
     def work(number: int) -> None:
         log.info("Worker %d serving with process id: %d", number, os.getpid())
-        Server(apps, config=config, sockets=sockets).run(install_signal_handlers=True)
+        Server(apps, config=shared, sockets=sockets).run(install_signal_handlers=True)
 
     log.info("Supervising %d workers from process id: %d", config.num_procs, os.getpid())
     return Supervisor(config.num_procs, work, config.shutdown_timeout).run()
