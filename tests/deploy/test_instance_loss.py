@@ -73,3 +73,22 @@ def test_pages_recover_when_an_instance_is_killed(deployment: Deployment, chromi
             f"\n[instance loss] {len(orphans)} page(s) recovered after "
             + ", ".join(f"{t:.2f} s" for t in recovery)
         )
+
+
+def test_page_comes_back_after_a_server_restart(server_factory, chromium) -> None:
+    from tests.deploy.harness import APP, allow_origin
+    from tests.support.servers import free_port
+
+    port = free_port()
+    args = [allow_origin(port)]
+    first = server_factory([str(APP)], args, port=port)
+    page = BokehPage(chromium.new_page())
+    page.open(f"http://127.0.0.1:{port}{APP_PATH}")
+    page.wait_for_painted_canvas()
+    click_until(page, "clicked 1", timeout=20)
+    first.stop()  # SIGTERM: a graceful stop, websockets closed with 1001
+    stopped_at = time.monotonic()
+    second = server_factory([str(APP)], args, port=port)
+    click_until(page, f"pid={second.pid}", timeout=40)
+    page.page.close()
+    print(f"\n[restart] the page worked again {time.monotonic() - stopped_at:.2f} s after the stop")
