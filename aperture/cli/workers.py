@@ -9,6 +9,7 @@ their shutdown timeout plus a margin are killed). Each worker logs its own pid.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -20,7 +21,17 @@ from aperture.errors import ConfigError
 log = logging.getLogger("aperture.server")
 
 MAX_RESTARTS = 100
+PR_SET_PDEATHSIG = 1
 GRACE_MARGIN = 5.0
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel send SIGTERM to this worker if the supervisor dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: workers outlive a killed supervisor, as with bokeh serve
 
 
 def check_forking_available() -> None:
@@ -44,6 +55,7 @@ class Supervisor:
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _die_with_parent()
             code = 0
             try:
                 self.serve(number)
