@@ -1,10 +1,9 @@
 """One frozen `Config`: every setting of a server, resolved once at start-up.
 
 This module is the only reader of the command line and of `BOKEH_*` environment
-variables. `SETTINGS` describes each `aperture serve` flag (its default, its
-environment variable, its help, and whether this version implements it); the CLI
-builds its parser from that table, and `resolve()` turns parsed flags plus an
-environment mapping into a validated `Config`. Errors are `ConfigError`s whose text
+variables: `resolve()` turns parsed flags (see `aperture.options.SETTINGS`, from
+which the CLI builds its parser) plus an environment mapping into a validated
+`Config`. Errors are `ConfigError`s whose text
 names the flag and the variable, so the CLI can print one line and exit.
 """
 
@@ -16,200 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aperture.errors import ConfigError
+from aperture.options import SETTINGS
 from aperture.security.origins import parse_allowlist
 
 DEFAULT_PORT = 5006
 DEFAULT_LOG_FORMAT = "%(asctime)s %(message)s"
 DEFAULT_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
-LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "None")
-SESSION_ID_MODES = ("unsigned", "signed", "external-signed")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One `aperture serve` flag: how it parses and where its default comes from."""
-
-    name: str
-    flags: tuple[str, ...]
-    help: str
-    env: str | None = None
-    kind: str = "str"  # str | int | bool | list | choice | remainder | optional-list
-    choices: tuple[str, ...] = ()
-    metavar: str | None = None
-    pending: str | None = None  # why the flag is refused at start-up, when not built yet
-
-
-def _s(name: str, help: str, **kw: Any) -> Setting:
-    flag = "--" + name.replace("_", "-")
-    return Setting(name=name, flags=(flag,), help=help, **kw)
-
-
-SETTINGS: tuple[Setting, ...] = (
-    _s(
-        "port",
-        "Port to listen on; 0 picks a free port and prints it (default: 5006).",
-        kind="int",
-        metavar="PORT",
-    ),
-    _s("address", "Address to listen on (default: all interfaces).", metavar="ADDRESS"),
-    _s(
-        "unix_socket",
-        "Listen on this Unix domain socket (mode 0600) instead of a TCP port.",
-        metavar="UNIX-SOCKET",
-    ),
-    _s(
-        "log_level",
-        "Log level of the server (default: info).",
-        env="BOKEH_PY_LOG_LEVEL",
-        kind="choice",
-        choices=LOG_LEVELS,
-    ),
-    _s(
-        "log_format",
-        "Log record format, Python logging style (default: '%%(asctime)s %%(message)s').",
-        metavar="LOG-FORMAT",
-    ),
-    _s("log_file", "Append log records to this file instead of stderr.", metavar="LOG-FILE"),
-    _s("use_config", "Bokeh YAML settings file to load.", metavar="CONFIG", pending="is not supported yet"),
-    _s("args", "Everything after --args is passed to the apps as sys.argv[1:].", kind="remainder"),
-    _s("dev", "Reload the server when the app or these files change.", kind="optional-list"),
-    _s("show", "Open the served apps in a browser (BOKEH_BROWSER names which).", kind="bool"),
-    _s(
-        "allow_websocket_origin",
-        "Host (HOST[:PORT], '*' wildcards allowed) whose pages may open websockets; repeatable.",
-        env="BOKEH_ALLOW_WS_ORIGIN",
-        kind="append",
-        metavar="HOST[:PORT]",
-    ),
-    _s("prefix", "URL prefix under which every app is served.", metavar="PREFIX"),
-    _s("ico_path", "Path to a .ico favicon, or 'none'.", env="BOKEH_ICO_PATH", metavar="ICO_PATH"),
-    _s(
-        "keep_alive",
-        "Milliseconds between websocket pings; 0 disables (default: 37000).",
-        kind="int",
-        metavar="MILLISECONDS",
-    ),
-    _s(
-        "check_unused_sessions",
-        "Milliseconds between checks for unused sessions (default: 17000).",
-        kind="int",
-        metavar="MILLISECONDS",
-    ),
-    _s(
-        "unused_session_lifetime",
-        "Milliseconds a session without connections is kept (default: 15000).",
-        kind="int",
-        metavar="MILLISECONDS",
-    ),
-    _s(
-        "stats_log_frequency",
-        "Milliseconds between statistics log lines, logged at debug level (default: 15000).",
-        kind="int",
-        metavar="MILLISECONDS",
-    ),
-    _s(
-        "mem_log_frequency",
-        "Milliseconds between memory log lines; 0 disables (default: 0).",
-        kind="int",
-        metavar="MILLISECONDS",
-    ),
-    _s("use_xheaders", "Trust X-Real-Ip/X-Forwarded-For and X-Scheme/X-Forwarded-Proto.", kind="bool"),
-    _s(
-        "ssl_certfile",
-        "TLS certificate file.",
-        env="BOKEH_SSL_CERTFILE",
-        metavar="CERTFILE",
-    ),
-    _s(
-        "ssl_keyfile",
-        "TLS private key file.",
-        env="BOKEH_SSL_KEYFILE",
-        metavar="KEYFILE",
-    ),
-    _s(
-        "session_ids",
-        "How session ids are made and checked: unsigned, signed (needs BOKEH_SECRET_KEY) or external-signed (default: unsigned, or signed when BOKEH_SIGN_SESSIONS is yes).",
-        env="BOKEH_SIGN_SESSIONS",
-        kind="choice",
-        choices=SESSION_ID_MODES,
-        metavar="MODE",
-    ),
-    _s(
-        "auth_module",
-        "Python file with authentication hooks (get_user, login_url, ...).",
-        env="BOKEH_AUTH_MODULE",
-    ),
-    _s(
-        "enable_xsrf_cookies",
-        "Check XSRF cookies on POST/PUT/DELETE requests.",
-        env="BOKEH_XSRF_COOKIES",
-        kind="bool",
-    ),
-    _s("exclude_headers", "Request headers not passed to apps.", kind="list", metavar="HEADER"),
-    _s("exclude_cookies", "Request cookies not passed to apps.", kind="list", metavar="COOKIE"),
-    _s("include_headers", "The only request headers passed to apps.", kind="list", metavar="HEADER"),
-    _s("include_cookies", "The only request cookies passed to apps.", kind="list", metavar="COOKIE"),
-    _s("cookie_secret", "Secret for signed cookies.", env="BOKEH_COOKIE_SECRET", metavar="COOKIE_SECRET"),
-    _s("index", "Tornado template file for the index page.", metavar="INDEX"),
-    _s("disable_index", "Do not serve an index page at /.", kind="bool"),
-    _s("disable_index_redirect", "Show the index page even when there is a single app.", kind="bool"),
-    _s(
-        "num_procs",
-        "Number of worker processes sharing the listening socket; 0 = one per CPU (default: 1).",
-        kind="int",
-        metavar="N",
-    ),
-    _s(
-        "shutdown_timeout",
-        "Seconds a SIGTERM/SIGINT shutdown may take before the process exits anyway (default: 10). "
-        "Aperture only.",
-        kind="int",
-        metavar="SECONDS",
-    ),
-    _s(
-        "session_reconnect_window",
-        "Seconds after a token expired during which a page may still reconnect with it; 0 disables "
-        "(default: 86400). Aperture only.",
-        kind="int",
-        metavar="SECONDS",
-    ),
-    _s(
-        "session_token_expiration",
-        "Seconds a new session token is valid for (default: 300).",
-        kind="int",
-        metavar="N",
-    ),
-    _s(
-        "websocket_max_message_size",
-        "Largest websocket message accepted, in bytes (default: 20971520).",
-        kind="int",
-        metavar="BYTES",
-    ),
-    _s(
-        "websocket_compression_level",
-        "Enable permessage-deflate at this zlib level.",
-        kind="int",
-        metavar="LEVEL",
-    ),
-    _s("websocket_compression_mem_level", "zlib memory level for compression.", kind="int", metavar="LEVEL"),
-    _s(
-        "callback_threads",
-        "Threads that run app callbacks and message handling, so one slow callback stalls only its own "
-        "session; 0 runs them on the event loop like bokeh serve (default: 8). Aperture only.",
-        kind="int",
-        metavar="N",
-    ),
-    _s(
-        "advertise_address",
-        "HOST:PORT where the other instances of this deployment reach this one, to relay websockets "
-        "to the instance that built a session (default: 127.0.0.1 or --address, with the port). "
-        "Aperture only.",
-        metavar="HOST:PORT",
-    ),
-    _s("glob", "Expand app paths as glob patterns.", kind="bool"),
-)
-
-SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
 
 @dataclass(frozen=True)

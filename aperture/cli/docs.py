@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from aperture.config import SETTINGS
+from aperture.options import SETTINGS
 
 
 def _help_text(argv: list[str]) -> str:

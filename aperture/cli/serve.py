@@ -14,8 +14,9 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from aperture.config import SETTINGS, Config, Setting, resolve
+from aperture.config import Config, resolve
 from aperture.errors import AppLoadError, ConfigError
+from aperture.options import SETTINGS, Setting
 
 log = logging.getLogger("aperture.server")
 

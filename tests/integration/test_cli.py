@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from aperture.cli.main import build_parser
-from aperture.config import SETTINGS
+from aperture.options import SETTINGS
 from tests.support.servers import READY_LINE, REPO_ROOT, ServerProcess
 
 SECRET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQR"  # 44 characters, like `aperture secret`
