@@ -21,6 +21,7 @@ from bench.scenarios.common import Metric
 OTHER_LOAD_WARN_PCT = 15.0  # other processes used more than this share of one core on average
 LOADGEN_BUSY_PCT = 90.0  # the load generator's core was (almost) saturated
 NEAR_CEILING = 0.7  # a figure above this fraction of the harness ceiling may be harness-bound
+WITHIN = 0.05  # a goal missed by less than this (relative) is reported as "≈", not "no"
 
 
 def _stats(values: list[float]) -> dict[str, float] | None:
@@ -75,6 +76,9 @@ def _row(scenario: str, m: Metric, runs: list[dict[str, Any]], ceiling: float | 
         notes.append("skipped: " + "; ".join(sorted(skipped)))
     if errors:
         notes.append(f"{len(errors)} failed run(s)")
+    bounded = [r for r in runs if m.key in (r.get("info") or {}).get("lower_bound_metrics", ())]
+    if bounded:
+        notes.append(f"lower bound in {len(bounded)} run(s) (see info)")
     other = [r["load"]["other_pct"] for r in runs if r.get("load")]
     if other and max(other) > OTHER_LOAD_WARN_PCT:
         notes.append(f"other load up to {max(other):.0f}% of a core")
@@ -86,7 +90,9 @@ def _row(scenario: str, m: Metric, runs: list[dict[str, Any]], ceiling: float | 
             if top >= NEAR_CEILING * ceiling:
                 notes.append(f"≥{NEAR_CEILING:.0%} of harness ceiling ({_fmt(ceiling)})")
     goal = m.goal.text() if m.goal else ""
-    met = m.goal.met(a, ratio) if m.goal else None
+    met: bool | str | None = m.goal.met(a, ratio) if m.goal else None
+    if met is False and m.goal and m.goal.met(a, ratio, WITHIN):
+        met = "≈"
     return {
         "scenario": scenario, "metric": m.key, "label": m.label, "unit": m.unit, "better": m.better,
         "A": per["A"], "B": per["B"], "ratio": ratio, "goal": goal, "met": met, "ceiling": ceiling,
@@ -94,8 +100,14 @@ def _row(scenario: str, m: Metric, runs: list[dict[str, Any]], ceiling: float | 
     }  # fmt: skip
 
 
+def _wall(run: dict[str, Any]) -> str:
+    pre = run.get("pre_run") or {}
+    wait = f" (+{pre['waited_s']:.0f} quiet wait)" if pre.get("waited_s", 0) >= 2 else ""
+    return f"{run.get('seconds', 0):.0f}{wait}"
+
+
 def markdown(results: dict[str, Any]) -> str:
-    rows = results.get("summary") or summarize(results)
+    rows = summarize(results)
     out = [
         f"# Aperture vs bokeh serve — {results['started']} ({results['mode']}, {results['reps']} rep(s))",
         "",
@@ -110,7 +122,7 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        met = {True: "yes", False: "**no**", None: "–"}[r["met"]]
+        met = {True: "yes", False: "**no**", None: "–", "≈": f"≈ (within {WITHIN:.0%})"}[r["met"]]
         out.append(
             f"| {r['scenario']} | {r['label']} ({r['unit']}) | {_cell(r['A'])} | {_cell(r['B'])} | "
             f"{_fmt(r['ratio'])} | {r['goal']} | {met} | {'; '.join(r['notes'])} |"
@@ -120,11 +132,15 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["", "## Load generator ceiling (trivial server, same pinning)", "",
                 "| scenario | metric | ceiling | loadgen CPU % | server CPU % |", "|---|---|---|---|---|"]  # fmt: skip
         for name, c in ceiling.items():
-            for k, v in (c.get("metrics") or {}).items():
-                load = c.get("load") or {}
-                out.append(
-                    f"| {name} | {k} | {_fmt(v)} | {_fmt(load.get('loadgen_pct'))} | {_fmt(load.get('server_pct'))} |"
-                )
+            sc = next((s for s in SCENARIOS if s.name == name), None)
+            bounds = (c.get("info") or {}).get("lower_bound_metrics", ())
+            load = c.get("load") or {}
+            for m in sc.metrics if sc else ():
+                if m.unit == "KiB" or m.key not in (c.get("metrics") or {}):
+                    continue
+                v = ("≥ " if m.key in bounds else "") + _fmt(c["metrics"][m.key])
+                lg, sv = _fmt(load.get("loadgen_pct")), _fmt(load.get("server_pct"))
+                out.append(f"| {name} | {m.label} ({m.unit}) | {v} | {lg} | {sv} |")
             if c.get("error"):
                 out.append(f"| {name} | error | {c['error']} | | |")
     out += ["", "## Runs and machine load (CPU in % of one core)", "",
@@ -135,12 +151,12 @@ def markdown(results: dict[str, Any]) -> str:
         la = f"{ld.get('loadavg_start', ['?'])[0]} → {ld.get('loadavg_end', ['?'])[0]}" if ld else ""
         err = r.get("error") or (f"skipped: {r['skipped']}" if r.get("skipped") else "")
         out.append(
-            f"| {r['scenario']} | {r['slot']} | {r['rep']} | {r.get('seconds', 0):.0f} | {_fmt(ld.get('server_pct'))} | "
+            f"| {r['scenario']} | {r['slot']} | {r['rep']} | {_wall(r)} | {_fmt(ld.get('server_pct'))} | "
             f"{_fmt(ld.get('loadgen_pct'))} | {_fmt(ld.get('other_pct'))} ({_fmt(ld.get('other_max_pct'))}) | {la} | "
             f"{err[:120]} |"
         )
     out += ["", "## What each scenario measures", ""]
-    out += [f"- **{s.name} {s.title}**: {' '.join(s.measures.split())}" for s in SCENARIOS]
+    out += [f"- {' '.join(s.measures.split())}" for s in SCENARIOS]
     return "\n".join(out) + "\n"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -79,6 +80,12 @@ def _cpu_busy() -> tuple[int, dict[str, int]]:
     return total, per
 
 
+def _reaped_ticks() -> int:
+    """CPU ticks of all children this process has reaped so far (and of their reaped children)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return int((ru.ru_utime + ru.ru_stime) * HZ)
+
+
 def loadavg() -> list[float]:
     return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
@@ -124,15 +131,15 @@ class LoadMonitor:
         self._step()
         self.report = self._report()
 
-    def _sample(self) -> tuple[float, int, dict[int, tuple[int, int, int]], set[int], set[int]]:
+    def _sample(self) -> tuple[float, int, dict[int, tuple[int, int, int]], set[int], set[int], int]:
         procs = _read_procs()
         servers = _tree(procs, self._server_pids())
         ours = _tree(procs, {self._me}) | servers
-        return time.monotonic(), _cpu_busy()[0], procs, servers, ours
+        return time.monotonic(), _cpu_busy()[0], procs, servers, ours, _reaped_ticks()
 
     def _step(self) -> None:
-        t1, busy1, procs1, servers, ours = cur = self._sample()
-        t0, busy0, procs0, _, _ = self._prev
+        t1, busy1, procs1, servers, ours, reaped1 = cur = self._sample()
+        t0, busy0, procs0, servers0, ours0, reaped0 = self._prev
         d_machine = busy1 - busy0
         d_server = d_ours = 0
         for pid in ours:
@@ -142,6 +149,14 @@ class LoadMonitor:
             d_ours += delta
             if pid in servers:
                 d_server += delta
+        # Children that exited and were reaped since the last sample: their last ticks are only in
+        # this process's RUSAGE_CHILDREN (e.g. a server's shutdown); count what was not seen yet.
+        gone = [p for p in ours0 if p not in procs1 or procs1[p][2] != procs0[p][2]]
+        if gone:
+            unseen = max(0, reaped1 - reaped0 - sum(procs0[p][1] for p in gone))
+            d_ours += unseen
+            if any(p in servers0 for p in gone):
+                d_server += unseen
         d_other = max(0, d_machine - d_ours)
         with self._lock:
             self._acc["machine"] += d_machine
@@ -166,3 +181,28 @@ class LoadMonitor:
             wall, pct["machine"], pct["server"], pct["loadgen"], pct["other"], self._other_max, per,
             self._la0, loadavg(),
         )  # fmt: skip
+
+
+def other_load_pct(interval: float = 1.0) -> float:
+    """CPU used over `interval` by processes outside this process tree, in % of one core."""
+    me = os.getpid()
+    procs0, busy0, t0 = _read_procs(), _cpu_busy()[0], time.monotonic()
+    time.sleep(interval)
+    procs1, busy1, t1 = _read_procs(), _cpu_busy()[0], time.monotonic()
+    ours = 0
+    for pid in _tree(procs1, {me}):
+        before = procs0.get(pid)
+        ours += procs1[pid][1] - (before[1] if before and before[2] == procs1[pid][2] else 0)
+    return max(0.0, 100.0 * (busy1 - busy0 - ours) / HZ / (t1 - t0))
+
+
+def wait_for_quiet(max_wait: float, threshold_pct: float) -> tuple[float, float]:
+    """Wait (at most `max_wait` s) until other processes use less than `threshold_pct` of a core.
+
+    Returns (seconds waited, other load in the last 1 s sample).
+    """
+    t0 = time.monotonic()
+    other = other_load_pct()
+    while other >= threshold_pct and time.monotonic() - t0 < max_wait:
+        other = other_load_pct()
+    return round(time.monotonic() - t0, 1), round(other, 1)

@@ -113,10 +113,10 @@ class BokehSession:
 
 
 async def open_session_and_pull(
-    target: Target, http: HTTPConnection | None = None, parse: bool = False
+    target: Target, http: HTTPConnection | None = None, parse: bool = False, timeout: float = 30.0
 ) -> BokehSession:
     """What a page view does on the wire: GET page, websocket, ACK, PULL-DOC."""
-    sess = await BokehSession.start(target, http)
+    sess = await BokehSession.start(target, http, timeout)
     try:
         await sess.pull_doc(parse=parse)
     except BaseException:

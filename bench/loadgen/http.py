@@ -74,21 +74,32 @@ class HTTPConnection:
         self._writer: asyncio.StreamWriter | None = None
 
     async def get(self, path: str, headers: dict[str, str] | None = None) -> Response:
-        if self._writer is None or self._writer.is_closing():
-            self._reader, self._writer = await open_tcp(self.host, self.port, self.timeout)
-        assert self._reader is not None
         hdrs = {"Host": f"{self.host}:{self.port}", "User-Agent": "aperture-bench", "Accept": "*/*"}
         hdrs.update(headers or {})
-        req = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
-        self._writer.write(req.encode("latin-1"))
+        req = (
+            f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+        ).encode("latin-1")
+        reused = self._writer is not None and not self._writer.is_closing()
         try:
-            resp = await asyncio.wait_for(self._read_response(self._reader), self.timeout)
-        except BaseException:
-            await self.close()
-            raise
+            resp = await self._exchange(req)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not reused:
+                raise
+            resp = await self._exchange(req)  # the server dropped an idle keep-alive connection: retry once
         if resp.headers.get("connection", "").lower() == "close":
             await self.close()
         return resp
+
+    async def _exchange(self, req: bytes) -> Response:
+        if self._writer is None or self._writer.is_closing():
+            self._reader, self._writer = await open_tcp(self.host, self.port, self.timeout)
+        assert self._reader is not None
+        self._writer.write(req)
+        try:
+            return await asyncio.wait_for(self._read_response(self._reader), self.timeout)
+        except BaseException:
+            await self.close()
+            raise
 
     @staticmethod
     async def _read_response(reader: asyncio.StreamReader) -> Response:

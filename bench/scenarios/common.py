@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,11 +30,13 @@ class Goal:
         lhs = "A/B" if self.kind == "ratio" else "A"
         return f"{lhs} {'≥' if self.op == '>=' else '≤'} {self.value:g}"
 
-    def met(self, a: float | None, ratio: float | None) -> bool | None:
+    def met(self, a: float | None, ratio: float | None, tolerance: float = 0.0) -> bool | None:
+        """Whether the goal is met, allowing a relative `tolerance` (e.g. 0.05 = within 5 %)."""
         x = ratio if self.kind == "ratio" else a
         if x is None or math.isnan(x):
             return None
-        return x >= self.value if self.op == ">=" else x <= self.value
+        slack = abs(self.value) * tolerance
+        return x >= self.value - slack if self.op == ">=" else x <= self.value + slack
 
 
 NOT_WORSE_HIGHER = Goal("ratio", ">=", 1.0)
@@ -97,21 +100,33 @@ class LoopResult(Generic[S]):
     errors: list[str]
     window_s: float
     states: list[S]
+    censored: int = 0  # latencies that are lower bounds (the step timed out)
 
     @property
     def rate(self) -> float:
+        """Steps completed in the window per second."""
         return len(self.latencies) / self.window_s if self.window_s > 0 else float("nan")
+
+    @property
+    def rate_little(self) -> float:
+        """users / mean step time (Little's law; closed loop without think time). Unlike `rate`,
+        not quantized when steps take a sizeable part of the window (slow servers)."""
+        if not self.latencies:
+            return float("nan")
+        return len(self.states) / statistics.fmean(self.latencies)
 
     def summary(self, prefix: str = "") -> dict[str, Any]:
         lat = self.latencies
         return {
             f"{prefix}n": len(lat),
             f"{prefix}errors": len(self.errors),
+            f"{prefix}censored": self.censored,
             f"{prefix}first_error": self.errors[0] if self.errors else None,
             f"{prefix}p50_ms": ms(percentile(lat, 50)) if lat else None,
             f"{prefix}p99_ms": ms(percentile(lat, 99)) if lat else None,
             f"{prefix}max_ms": ms(max(lat)) if lat else None,
             f"{prefix}rate_per_s": round(self.rate, 2),
+            f"{prefix}rate_little_per_s": round(self.rate_little, 2) if self.latencies else None,
         }
 
 
@@ -130,13 +145,15 @@ async def closed_loop(
     count="completed" (throughput): a step counts if it completes inside the measuring window
     [warmup, warmup+duration]. count="started" (tail latency): a step counts if it starts inside
     the window, and steps still running at the end are awaited (up to `step_timeout`), so a long
-    stall is measured in full rather than cut off; a step that times out counts as `step_timeout`.
+    stall is measured in full rather than cut off; a step that times out counts with the time it
+    had taken (a lower bound, counted in `censored`).
     Bounded by `max_iters` per user and by time; stragglers are cancelled.
     """
     t0 = time.perf_counter()
     t_w, t_end = t0 + warmup, t0 + warmup + duration
     lat: list[float] = []
     errors: list[str] = []
+    censored: list[int] = []
     by_start = count == "started"
 
     async def user(st: S) -> None:
@@ -148,8 +165,9 @@ async def closed_loop(
                 await asyncio.wait_for(step(st, i), step_timeout)
             except (TimeoutError, Exception) as exc:  # recorded, the loop goes on
                 errors.append(f"{type(exc).__name__}: {exc}")
-                if by_start and isinstance(exc, TimeoutError) and ts >= t_w:
-                    lat.append(step_timeout)
+                if by_start and isinstance(exc, TimeoutError) and t_w <= ts < t_end:
+                    lat.append(time.perf_counter() - ts)
+                    censored.append(1)
                 await asyncio.sleep(0.1)
                 continue
             te = time.perf_counter()
@@ -164,13 +182,16 @@ async def closed_loop(
         t.cancel()
     if pending:
         await asyncio.wait(pending, timeout=5)
-    return LoopResult(lat, errors, duration, states)
+    return LoopResult(lat, errors, duration, states, len(censored))
 
 
 async def open_many(
-    target: Target, n: int, concurrency: int = 4, deadline: float | None = None
+    target: Target, n: int, concurrency: int = 4, deadline: float | None = None, timeout: float = 30.0
 ) -> list[BokehSession]:
-    """Open `n` sessions (page + websocket + ACK + PULL-DOC, doc parsed), `concurrency` at a time."""
+    """Open `n` sessions (page + websocket + ACK + PULL-DOC, doc parsed), `concurrency` at a time.
+
+    `timeout` bounds every later wait of these sessions for a message.
+    """
     sem = asyncio.Semaphore(concurrency)
     out: list[BokehSession] = []
 
@@ -178,7 +199,7 @@ async def open_many(
         async with sem:
             if deadline is not None and time.monotonic() > deadline:
                 return
-            out.append(await open_session_and_pull(target, parse=True))
+            out.append(await open_session_and_pull(target, parse=True, timeout=timeout))
 
     results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
     errs = [r for r in results if isinstance(r, BaseException)]

@@ -40,9 +40,10 @@ class _Counter:
 async def run(slot: Slot, cfg: Config) -> Outcome:
     out = Outcome()
     steps = cfg.q(
-        [10, 50, 100, 200, 300, 400, 600], [10, 25, 50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000]
+        [10, 50, 100, 200, 300, 400, 600],
+        [10, 25, 50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1500, 2000],
     )
-    window = cfg.q(3.0, 6.0)
+    window = cfg.q(2.5, 6.0)
     deadline = time.monotonic() + cfg.q(70, 200)
     counter = _Counter()
     sessions: list[BokehSession] = []
@@ -58,7 +59,7 @@ async def run(slot: Slot, cfg: Config) -> Outcome:
                 if len(sessions) < n:
                     out.info["truncated"] = f"time budget hit while opening {n} sessions"
                     break
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(cfg.q(0.5, 1.0))
                 c0, t0 = counter.patches, time.perf_counter()
                 await asyncio.sleep(window)
                 rate = (counter.patches - c0) / (time.perf_counter() - t0)
@@ -75,7 +76,9 @@ async def run(slot: Slot, cfg: Config) -> Outcome:
     out.metrics["max_patches_per_s"] = max((r["patches_per_s"] for r in table), default=0.0)
     out.info["steps"] = table
     out.info["reader_errors"] = counter.errors
-    out.info["ramp_ended_tracking"] = bool(table) and table[-1] in tracking
+    out.info["ramp_ended_tracking"] = ended = bool(table) and table[-1] in tracking
+    if ended:
+        out.info["lower_bound_metrics"] = ["saturation_sessions"]
     return out
 
 

@@ -44,9 +44,9 @@ async def blocker(sess: BokehSession, slider_id: str, until: float) -> tuple[int
 
 async def run(slot: Slot, cfg: Config) -> Outcome:
     out = Outcome()
-    duration = cfg.q(6.0, 15.0)
+    duration = cfg.q(5.0, 15.0)
     async with slot.serve(["blocking", "sliders"]) as srv:
-        probes = make_users(await open_many(srv.target("sliders"), cfg.q(8, 16)))
+        probes = make_users(await open_many(srv.target("sliders"), cfg.q(8, 16), timeout=20.0))
         blk = (await open_many(srv.target("blocking"), 1))[0]
         ids = blk.model_ids("Slider")
         for variant in ("sleep", "cpu"):

@@ -37,3 +37,27 @@ async def test_session_pull_patch_and_stream():
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_http_keepalive_retry_and_chunked():
+    """A server that drops the connection after each response (no `Connection: close`) and sends
+    chunked bodies: the client retries once on the dropped keep-alive connection."""
+
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        http = HTTPConnection("127.0.0.1", port)
+        for _ in range(3):
+            resp = await http.get("/")
+            assert resp.status == 200 and resp.body == b"abcde"
+            await asyncio.sleep(0.05)
+        await http.close()
+    finally:
+        server.close()
+        await server.wait_closed()
