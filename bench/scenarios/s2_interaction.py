@@ -16,9 +16,8 @@ from bench.loadgen.client import BokehSession
 from bench.servers import Slot
 
 from .common import (
-    NOT_WORSE_HIGHER,
-    NOT_WORSE_LOWER,
     Config,
+    Goal,
     Metric,
     Outcome,
     Scenario,
@@ -82,8 +81,17 @@ SCENARIO = Scenario(
     title="interaction",
     measures=__doc__.split("\n\n")[0],
     metrics=(
-        Metric("rtt_ms_1", "slider→data patch→OK round trip, 1 session", "ms", "lower", NOT_WORSE_LOWER),
-        Metric("rtt_per_s_50", "round trips/s, 50 sessions", "1/s", "higher", NOT_WORSE_HIGHER, ceiling=True),
+        Metric(
+            "rtt_ms_1", "slider→data patch→OK round trip, 1 session", "ms", "lower", Goal("abs", "<=", 2.0)
+        ),
+        Metric(
+            "rtt_per_s_50",
+            "round trips/s, 50 sessions",
+            "1/s",
+            "higher",
+            Goal("ratio", ">=", 3.0),
+            ceiling=True,
+        ),
     ),
     run=run,
     budget_s=(60, 180),

@@ -11,7 +11,7 @@ import asyncio
 
 from bench.servers import Slot
 
-from .common import NOT_WORSE_LOWER, Config, Metric, Outcome, Scenario, close_all, open_many
+from .common import Config, Goal, Metric, Outcome, Scenario, close_all, open_many
 
 N = 200
 
@@ -44,7 +44,7 @@ SCENARIO = Scenario(
             "RSS growth per idle sliders session (200 sessions)",
             "KiB",
             "lower",
-            NOT_WORSE_LOWER,
+            Goal("ratio", "<=", 0.7),
         ),
     ),
     run=run,
