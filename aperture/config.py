@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aperture.errors import ConfigError
@@ -78,7 +78,6 @@ class Config:
     js_log_level: str = "info"
     minified: bool = True
     bokeh_dev: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def origin_allowlist(self, actual_port: int) -> tuple[str, ...]:
         """The websocket origins allowed once the real port is known."""

@@ -75,7 +75,7 @@ def application_for_path(path: str, argv: Sequence[str] = ()) -> Application:
     request_hook = os.path.join(path, "request_handler.py")
     if os.path.isdir(path) and os.path.exists(request_hook):
         app.add(RequestHook(request_hook, argv))
-    return finish(app)
+    return app
 
 
 class RequestHook(Handler):  # type: ignore[misc]
@@ -101,7 +101,7 @@ def applications_for_paths(
     """Route -> Application for every positional path; no paths serves an empty app at `/`."""
     expanded = expand_paths(paths, use_glob)
     if not expanded:
-        return {"/": finish(Application())}
+        return {"/": Application()}
     apps: dict[str, Application] = {}
     for path in expanded:
         apps[route_for(path)] = application_for_path(path, argv)
@@ -119,16 +119,9 @@ def applications_for_objects(apps: Mapping[str, AppSpec] | AppSpec) -> dict[str,
         if not _ROUTE.match(route):
             raise AppLoadError(f"App routes look like '/name', got {route!r}")
         if isinstance(spec, Application):
-            result[route] = finish(spec)
+            result[route] = spec
         elif callable(spec):
-            result[route] = finish(Application(FunctionHandler(spec, trap_exceptions=True)))
+            result[route] = Application(FunctionHandler(spec, trap_exceptions=True))
         else:
             raise AppLoadError(f"App for {route!r} must be an Application or a function taking a document")
     return result
-
-
-def finish(app: Application) -> Application:
-    """An app ready to serve. (Documents' own `on_session_destroyed` callbacks are run by
-    `AppRunner.session_destroyed`, so no `DocumentLifecycleHandler` is added: it would
-    follow them with a full `gc.collect()` per session.)"""
-    return app

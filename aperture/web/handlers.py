@@ -1,4 +1,4 @@
-"""HTTP endpoints: app page, autoload.js, metadata, index, favicon, static files."""
+"""HTTP endpoints: app page, autoload.js, metadata, index, favicon, health and readiness."""
 
 from __future__ import annotations
 
