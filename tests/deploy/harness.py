@@ -25,7 +25,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -41,6 +40,7 @@ import pytest
 
 from deploy.render import render
 from tests.support.browser import CHROMIUM_ARGS, BokehPage, require_chromium
+from tests.support.processes import stop_group_leader
 from tests.support.servers import APERTURE, REPO_ROOT, ServerProcess, free_port
 
 NGINX = Path("/usr/sbin/nginx")
@@ -168,18 +168,7 @@ class ProxyProcess:
         proc = self._proc
         if proc is None:
             return self.returncode
-        if not self._exited():
-            _kill(proc.pid, signal.SIGTERM)
-            if not _wait_unreaped(proc.pid, self.stop_timeout):
-                _kill(proc.pid, signal.SIGKILL)
-                _wait_unreaped(proc.pid, self.stop_timeout)
-        if proc.returncode is None:
-            # Not reaped yet, so the group id cannot have been reused: sweep leftover workers.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self.returncode = proc.wait(timeout=self.stop_timeout)
+        self.returncode = stop_group_leader(proc, self.stop_timeout, running=not self._exited())
         self._proc = None
         return self.returncode
 
@@ -240,26 +229,6 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return "(no file)\n"
-
-
-def _kill(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _wait_unreaped(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
-        except ChildProcessError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
 
 
 # -- a deployment: servers + proxies for one test --------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from tests.support.processes import stop_group_leader
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APERTURE = (sys.executable, "-m", "aperture", "serve")
@@ -224,18 +225,7 @@ class ServerProcess:
         proc = self._proc
         if proc is None:
             return self.returncode
-        if not self._exited():
-            _signal_pid(proc.pid, signal.SIGTERM)
-        if not _wait_unreaped(proc.pid, self.stop_timeout):
-            _signal_pid(proc.pid, signal.SIGKILL)
-            _wait_unreaped(proc.pid, self.stop_timeout)
-        if proc.returncode is None:
-            # The exited leader is not reaped yet, so its PID (the group id) cannot have been reused.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self.returncode = proc.wait(timeout=self.stop_timeout)
+        self.returncode = stop_group_leader(proc, self.stop_timeout, running=not self._exited())
         _wait_group_gone(proc.pid, self.stop_timeout)
         self._join_readers()
         self._proc = None
@@ -312,28 +302,6 @@ class ServerProcess:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<ServerProcess {state} port={self.port} command={self.command!r}>"
-
-
-def _signal_pid(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _wait_unreaped(pid: int, timeout: float) -> bool:
-    """Wait for ``pid`` to exit without reaping it; True if it exited within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return True
-        if info is not None:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
 
 
 def _wait_group_gone(pgid: int, timeout: float) -> None:
