@@ -76,6 +76,7 @@ class Config:
     callback_threads: int = 8
     advertise_address: str | None = None
     js_log_level: str = "info"
+    resources_mode: str = "server"
     minified: bool = True
     bokeh_dev: bool = False
 
@@ -326,4 +327,5 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         js_log_level=_env(env, "BOKEH_LOG_LEVEL") or ("debug" if bokeh_dev else "info"),
         minified=parse_bool(minified_raw, "BOKEH_MINIFIED") if minified_raw else not bokeh_dev,
         bokeh_dev=bokeh_dev,
+        resources_mode=_env(env, "BOKEH_RESOURCES") or ("server-dev" if bokeh_dev else "server"),
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 import ssl
@@ -124,7 +123,7 @@ class Server:
         cfg = self.config
         renderer = PageRenderer(
             prefix=cfg.prefix,
-            mode=os.environ.get("BOKEH_RESOURCES", "server-dev" if cfg.bokeh_dev else "server"),
+            mode=cfg.resources_mode,
             minified=cfg.minified,
             js_log_level=cfg.js_log_level,
             dev=cfg.bokeh_dev,
