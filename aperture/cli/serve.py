@@ -17,6 +17,7 @@ from typing import Any
 from aperture.config import Config, resolve
 from aperture.errors import AppLoadError, ConfigError
 from aperture.options import SETTINGS, Setting
+from aperture.security.origins import has_wildcard
 
 log = logging.getLogger("aperture.server")
 
@@ -104,6 +105,9 @@ def serve(config: Config) -> int:
     except (AppLoadError, ConfigError) as exc:
         return fail(str(exc))
     log.info("Starting %s", versions())
+    for entry in config.env_websocket_origin or config.allow_websocket_origin:
+        if has_wildcard(entry):
+            log.warning("Websocket origin %r admits many hosts; list exact hosts to restrict access", entry)
     if config.ssl_certfile:
         log.info("Serving over TLS (certificate %s)", config.ssl_certfile)
     if config.show:

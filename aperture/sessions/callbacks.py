@@ -20,8 +20,6 @@ from bokeh.io.doc import patch_curdoc
 
 log = logging.getLogger("aperture.sessions")
 
-Runner = Callable[[Callable[[], Any]], Any]
-
 
 class SessionCallbacks:
     """The live timers of one session."""
