@@ -1,9 +1,9 @@
 """One frozen `Config`: every setting of a server, resolved once at start-up.
 
-This module is the only reader of the command line and of `BOKEH_*` environment
-variables: `resolve()` turns parsed flags (see `aperture.options.SETTINGS`, from
-which the CLI builds its parser) plus an environment mapping into a validated
-`Config`. Errors are `ConfigError`s whose text
+This module is the only reader of the command line and of the settings' environment
+variables (`BOKEH_*`, and `APERTURE_*` for Aperture's own): `resolve()` turns parsed flags
+(see `aperture.options.SETTINGS`, from which the CLI builds its parser) plus an environment
+mapping into a validated `Config`. Errors are `ConfigError`s whose text
 names the flag and the variable, so the CLI can print one line and exit.
 """
 
@@ -17,10 +17,12 @@ from typing import Any
 from aperture.errors import ConfigError
 from aperture.options import SETTINGS
 from aperture.security.origins import parse_allowlist
+from aperture.security.owner_hints import parse_instance
 
 DEFAULT_PORT = 5006
 DEFAULT_LOG_FORMAT = "%(asctime)s %(message)s"
 DEFAULT_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
+DEFAULT_HEADER_TIMEOUT = 60  # seconds; nginx's client_header_timeout, where Tornado waits an hour
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,6 @@ class Config:
     sign_sessions: bool = False
     generate_session_ids: bool = True
     secret_key: bytes | None = None
-    cluster_key: bytes | None = None  # signs owner hints between worker processes (set by the CLI)
     include_headers: tuple[str, ...] | None = None
     exclude_headers: tuple[str, ...] | None = None
     include_cookies: tuple[str, ...] | None = None
@@ -63,6 +64,8 @@ class Config:
     redirect_root: bool = True
     num_procs: int = 1
     shutdown_timeout: int = 10
+    shutdown_delay: int = 3
+    header_timeout: int = DEFAULT_HEADER_TIMEOUT  # seconds
     unix_socket: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
@@ -75,6 +78,8 @@ class Config:
     glob: bool = False
     callback_threads: int = 8
     advertise_address: str | None = None
+    worker_restart_limit: int = 10
+    worker_restart_window: int = 60
     js_log_level: str = "info"
     resources_mode: str = "server"
     minified: bool = True
@@ -132,10 +137,12 @@ def _int_env(environ: Mapping[str, str], name: str, default: int, flag: str) -> 
 def _host_port(value: str | None, flag: str) -> str | None:
     if value is None:
         return None
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"{flag} must look like HOST:PORT, got {value!r}")
-    return value
+    try:
+        return parse_instance(value)
+    except ValueError:
+        raise ConfigError(
+            f"{flag} must look like HOST:PORT (an IP address, [IPv6] or a DNS name), got {value!r}"
+        ) from None
 
 
 def _in_range(value: int | None, low: int, high: int, flag: str) -> int | None:
@@ -202,7 +209,11 @@ def _log_level(flags: Mapping[str, Any], environ: Mapping[str, str]) -> str:
 
 
 def _check_unix_socket_options(flags: Mapping[str, Any], certfile: str | None, keyfile: str | None) -> None:
-    """A Unix socket leaves port, address, TLS and origin checks to the proxy in front."""
+    """A Unix socket leaves port, address and TLS to the proxy in front.
+
+    Origins are still ours to check: `--allow-websocket-origin` applies over the socket as over TCP
+    (as in the reference, whose command lines and systemd units pass both).
+    """
     clashes = [
         flag
         for flag, present in (
@@ -210,14 +221,13 @@ def _check_unix_socket_options(flags: Mapping[str, Any], certfile: str | None, k
             ("--address", bool(flags.get("address"))),
             ("--ssl-certfile / BOKEH_SSL_CERTFILE", bool(certfile)),
             ("--ssl-keyfile / BOKEH_SSL_KEYFILE", bool(keyfile)),
-            ("--allow-websocket-origin", bool(flags.get("allow_websocket_origin"))),
         )
         if present
     ]
     if clashes:
         raise ConfigError(
             f"--unix-socket cannot be combined with {', '.join(clashes)}: the proxy in front of the socket "
-            "handles ports, TLS and origins"
+            "handles ports and TLS"
         )
 
 
@@ -304,6 +314,18 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         redirect_root=not flags.get("disable_index_redirect"),
         num_procs=num_procs,
         shutdown_timeout=_positive(given("shutdown_timeout", 10), "--shutdown-timeout"),
+        shutdown_delay=_positive(
+            given("shutdown_delay", _int_env(env, "APERTURE_SHUTDOWN_DELAY", 3, "--shutdown-delay")),
+            "--shutdown-delay / APERTURE_SHUTDOWN_DELAY",
+            allow_zero=True,
+        ),
+        header_timeout=_positive(
+            given(
+                "header_timeout",
+                _int_env(env, "APERTURE_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT, "--header-timeout"),
+            ),
+            "--header-timeout / APERTURE_HEADER_TIMEOUT",
+        ),
         unix_socket=unix_socket,
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
@@ -323,6 +345,8 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         ),
         glob=bool(flags.get("glob")),
         advertise_address=_host_port(flags.get("advertise_address"), "--advertise-address"),
+        worker_restart_limit=_positive(given("worker_restart_limit", 10), "--worker-restart-limit", allow_zero=True),
+        worker_restart_window=_positive(given("worker_restart_window", 60), "--worker-restart-window"),
         callback_threads=_positive(given("callback_threads", 8), "--callback-threads", allow_zero=True),
         js_log_level=_env(env, "BOKEH_LOG_LEVEL") or ("debug" if bokeh_dev else "info"),
         minified=parse_bool(minified_raw, "BOKEH_MINIFIED") if minified_raw else not bokeh_dev,

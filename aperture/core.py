@@ -10,7 +10,8 @@ the jobs that keep a process healthy: unused-session clean-up and statistics.
 from __future__ import annotations
 
 import asyncio
-import hmac
+import dataclasses
+import inspect
 import logging
 import os
 import time
@@ -24,16 +25,14 @@ from bokeh.application import Application
 from aperture.apps.runner import AppRunner
 from aperture.config import Config
 from aperture.errors import RequestRefused, SessionError, TokenError
+from aperture.peers import Peers
 from aperture.protocol import MessageIds
 from aperture.security import tokens
 from aperture.sessions.context import RequestData
-from aperture.sessions.registry import SessionRegistry
+from aperture.sessions.registry import SessionRegistry, seconds_left
 from aperture.sessions.session import Session
 
 log = logging.getLogger("aperture.server")
-
-OWNER = "__ap_owner"
-OWNER_SIG = "__ap_owner_sig"
 
 
 @dataclass
@@ -95,21 +94,71 @@ class ServerCore:
         }
         self._jobs: list[asyncio.Task[None]] = []
         self._started = False
-        self.draining = False
-        self.owner_address: str | None = None  # where sibling processes reach this one
+        self._draining = False
+        self.loaded = False  # every app's on_server_loaded hooks have finished
+        self.readiness_polled = False  # something asked /readyz: a balancer to tell before stopping
+        self.activity: str | None = None  # the server-wide hook running now (for the watchdog's report)
+        self._loaded_apps: list[SessionRegistry] = []
+        self._gate: asyncio.Event | None = None  # set once requests may go ahead: loaded or draining
+        self.peers = Peers(key=None)  # who else serves this deployment (set by the Server)
 
     # -- lifecycle ---------------------------------------------------------------
 
+    @property
+    def draining(self) -> bool:
+        """Shutdown has begun: `/readyz` answers 503 and no new session is made."""
+        return self._draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self._draining = value
+        if value and self._gate is not None:
+            self._gate.set()  # requests held during start-up are refused now
+
+    @property
+    def ready(self) -> bool:
+        """What `/readyz` reports: the apps are loaded and shutdown has not begun."""
+        return self.loaded and not self._draining
+
+    async def until_started(self) -> None:
+        """Hold a request that came while `on_server_loaded` hooks still run, until they finish
+        (or shutdown begins: the caller then refuses it)."""
+        if self.loaded or self._draining:
+            return
+        if self._gate is None:
+            self._gate = asyncio.Event()
+        await self._gate.wait()
+
     async def start(self) -> None:
+        """Run every app's `on_server_loaded` hooks (awaiting async ones), then the periodic jobs.
+
+        Sessions are made only afterwards (`until_started`). Cancelling this - a stop during
+        start-up - cancels the hook that is running; `stop` still unloads the apps it reached.
+        """
         if self._started:
             return
         self._started = True
         for registry in self.apps.values():
-            for pending in registry.runner.server_loaded(registry.server_context):
-                try:
-                    await pending
-                except Exception:
-                    log.exception("Error in on_server_loaded of app %s", registry.url)
+            self._loaded_apps.append(registry)
+            self.activity = f"on_server_loaded of app {registry.url}"
+            pending = registry.runner.server_loaded(registry.server_context)
+            try:
+                for awaitable in pending:
+                    try:
+                        await awaitable
+                    except Exception:
+                        log.exception("Error in on_server_loaded of app %s", registry.url)
+            finally:
+                for awaitable in pending:
+                    if (
+                        inspect.iscoroutine(awaitable)
+                        and inspect.getcoroutinestate(awaitable) == "CORO_CREATED"
+                    ):
+                        awaitable.close()  # not started because start-up was cancelled: no warning
+        self.activity = None
+        self.loaded = True
+        if self._gate is not None:
+            self._gate.set()
         cfg = self.config
         self._every(cfg.check_unused_sessions, self._discard_unused)
         self._every(cfg.stats_log_frequency, self._log_stats)
@@ -120,17 +169,62 @@ class ServerCore:
         """Sessions in the middle of a locked operation (a message or callback in flight)."""
         return sum(1 for r in self.apps.values() for s in r.live_sessions() if s.busy)
 
-    async def stop(self, destroy_sessions: bool = True) -> None:
+    async def quiesce(self, deadline: float | None = None) -> None:
+        """Stop every session's timers, each once its running callback has returned (shutdown),
+        so no new callback starts; waits until `deadline` (time.monotonic) at most."""
+        sessions = [s for r in self.apps.values() for s in r.live_sessions()]
+        waits = [asyncio.ensure_future(s.stop_callbacks_when_idle()) for s in sessions]
+        if not waits:
+            return
+        _, late = await asyncio.wait(waits, timeout=seconds_left(deadline))
+        for wait in late:
+            wait.cancel()
+
+    async def stop(
+        self, *, work_deadline: float | None = None, hook_deadline: float | None = None
+    ) -> list[str]:
+        """Destroy every session and unload the apps; returns what was left running.
+
+        Sessions go once their running callback returns, or at `work_deadline` regardless
+        (see `SessionRegistry.destroy_all`); hooks still running at `hook_deadline` are
+        cancelled. `on_server_unloaded` runs for every app whose `on_server_loaded` ran.
+        """
+        self.draining = True
         for job in self._jobs:
             job.cancel()
         self._jobs.clear()
-        if destroy_sessions:
-            for registry in self.apps.values():
-                await registry.destroy_all()
-        for registry in self.apps.values():
-            await registry.runner.server_unloaded(registry.server_context)
+        left: list[str] = []
+        for lines in await asyncio.gather(
+            *(r.destroy_all(work_deadline, hook_deadline) for r in self.apps.values())
+        ):
+            left.extend(lines)
+        for registry in self._loaded_apps:
+            self.activity = f"on_server_unloaded of app {registry.url}"
+            try:
+                await asyncio.wait_for(
+                    registry.runner.server_unloaded(registry.server_context), seconds_left(hook_deadline)
+                )
+            except TimeoutError:
+                log.error(
+                    "on_server_unloaded of app %s did not finish by the shutdown deadline", registry.url
+                )
+                left.append(f"{self.activity} is still running")
+        self.activity = None
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
+        return left
+
+    def still_running(self) -> list[str]:
+        """What keeps shutdown from finishing, one line each; the watchdog calls this from its thread."""
+        lines = [self.activity] if self.activity else []
+        for route, registry in list(self.apps.items()):
+            lines.extend(sorted(registry.hooks_running))
+            lines.extend(
+                f"a callback of session {s.id[:12]!r} of app {route} is still running"
+                for s in registry.live_sessions()
+                if s.busy
+            )
+        return lines
 
     def _every(self, milliseconds: int, job: Callable[[], Awaitable[None]]) -> None:
         async def loop() -> None:
@@ -161,13 +255,26 @@ class ServerCore:
     # -- request context and tokens ---------------------------------------------
 
     def _visible(self, request: IncomingRequest) -> tuple[dict[str, str], dict[str, str]]:
-        """Headers and cookies of a live request that apps may see (--include/--exclude-*)."""
+        """Headers and cookies of a live request that apps may see (--include/--exclude-*).
+
+        Header names match in any case, as HTTP means them. The Cookie header is rebuilt for the
+        app from the kept cookies (so --include/--exclude-cookies shape it too) unless
+        --include-headers names it; when --exclude-headers names it, the app sees neither the
+        header nor the cookies it carries (which would otherwise put it back).
+        """
         cfg = self.config
-        cookies = _filtered(request.cookies, cfg.include_cookies, cfg.exclude_cookies)
-        headers = _filtered(request.headers, cfg.include_headers, cfg.exclude_headers)
-        if "Cookie" in headers and "Cookie" not in (cfg.include_headers or ()):
-            del headers["Cookie"]  # rebuilt from the kept cookies for the app
-        return headers, cookies
+        include = None if cfg.include_headers is None else {name.lower() for name in cfg.include_headers}
+        exclude = {name.lower() for name in cfg.exclude_headers or ()}
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if (include is None or name.lower() in include) and name.lower() not in exclude
+        }
+        if "cookie" in exclude:
+            return headers, {}
+        if include is None or "cookie" not in include:
+            headers = {name: value for name, value in headers.items() if name.lower() != "cookie"}
+        return headers, _filtered(request.cookies, cfg.include_cookies, cfg.exclude_cookies)
 
     def _token_for(self, session_id: str, registry: SessionRegistry, request: IncomingRequest) -> str:
         """A token for a page: arguments and `process_request` output, never headers or cookies.
@@ -180,7 +287,7 @@ class ServerCore:
         cfg = self.config
         extra: dict[str, Any] = {"arguments": request.arguments}
         extra.update(registry.runner.process_request(request.source))
-        extra.update(self._owner_hint(session_id))
+        extra.update(self.peers.hint_for(registry.runner.route, session_id))
         return tokens.generate_token(
             session_id,
             secret=cfg.secret_key,
@@ -188,35 +295,6 @@ class ServerCore:
             expiration=cfg.session_token_expiration,
             extra=extra,
         )
-
-    @property
-    def _cluster_key(self) -> bytes | None:
-        return self.config.secret_key or self.config.cluster_key
-
-    def _owner_hint(self, session_id: str) -> dict[str, str]:
-        """Token fields naming this process as the one that built the session."""
-        if self.owner_address is None:
-            return {}
-        hint = {OWNER: self.owner_address}
-        if self._cluster_key is not None:
-            hint[OWNER_SIG] = tokens.sign_text(self._cluster_key, f"{session_id}|{self.owner_address}")
-        return hint
-
-    def owner_of(self, session_id: str, payload: Mapping[str, Any]) -> str | None:
-        """The sibling process that built this session, if the token names one we may trust.
-
-        A hint signed with the shared key (BOKEH_SECRET_KEY, or the key `--num-procs` workers
-        share) is trusted; an unsigned one only when it points at a loopback address.
-        """
-        owner = payload.get(OWNER)
-        if not isinstance(owner, str) or owner == self.owner_address or self.owner_address is None:
-            return None
-        signature = payload.get(OWNER_SIG)
-        if self._cluster_key is not None and isinstance(signature, str):
-            expected = tokens.sign_text(self._cluster_key, f"{session_id}|{owner}")
-            return owner if hmac.compare_digest(expected, signature) else None
-        host = owner.rsplit(":", 1)[0].strip("[]")
-        return owner if host in ("127.0.0.1", "localhost", "::1") else None
 
     def _context(
         self, payload: Mapping[str, Any], request: IncomingRequest, *, trust_payload: bool
@@ -255,6 +333,7 @@ class ServerCore:
         """The session (and a fresh token for it) that a page or autoload request asks for."""
         registry = self.apps[route]
         cfg = self.config
+        await self.until_started()
         if self.draining:
             raise RequestRefused(503, "Server is shutting down")
         session_id, token = self._requested_id(request)
@@ -285,8 +364,9 @@ class ServerCore:
     # -- sessions for websockets ---------------------------------------------------
 
     def verify_token(self, token: str) -> tokens.VerifiedToken:
-        """Check a websocket token. An expired one is still accepted within the reconnect window,
-        so that a page left open can reconnect (its signature must be valid when signing)."""
+        """Check a websocket token. An expired one passes here (marked `expired`) while it is within
+        `--session-reconnect-window`: it may then only resume a session the deployment knows, which
+        `session_for_websocket` (or the owner it is relayed to) decides."""
         cfg = self.config
         try:
             return tokens.verify_token(token, secret=cfg.secret_key, signed=cfg.sign_sessions)
@@ -297,14 +377,29 @@ class ServerCore:
             verified = tokens.verify_token(
                 token, secret=cfg.secret_key, signed=cfg.sign_sessions, now=grace_now
             )
-            log.info("Accepted an expired token to reconnect session %r", verified.session_id[:12])
-            return verified
+            return dataclasses.replace(verified, expired=True)
 
     async def session_for_websocket(
         self, route: str, verified: tokens.VerifiedToken, token: str, request: IncomingRequest
     ) -> Session:
+        """The session a websocket opens. A valid token may create it; an expired one may only
+        resume a live session of this process whose first websocket came with a valid token."""
         registry = self.apps[route]
-        if self.draining and registry.get(verified.session_id) is None:
+        await self.until_started()
+        existing = registry.get(verified.session_id)
+        if verified.expired:
+            if existing is None or not existing.resumable:
+                log.warning(
+                    "Refused an expired token for session %r of %s: no session to resume here",
+                    verified.session_id[:12],
+                    route,
+                )
+                raise TokenError("token has expired")
+            log.info("Accepted an expired token to resume session %r", verified.session_id[:12])
+            return existing
+        if self.draining and existing is None:
             raise SessionError("server is shutting down")
         data, visible = self._context(verified.payload, request, trust_payload=self.config.sign_sessions)
-        return await registry.get_or_create(verified.session_id, request=data, token=token, payload=visible)
+        session = await registry.get_or_create(verified.session_id, request=data, token=token, payload=visible)
+        session.resumable = True
+        return session

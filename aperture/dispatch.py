@@ -4,7 +4,9 @@
 (awaiting each `receive`) and gives it a `send` function that queues frames on the
 socket. Protocol violations raise `ProtocolViolation` for the web layer to turn
 into a close; a request the session cannot carry out (a bad patch, an unknown
-model) gets an ERROR reply with a short text and the connection stays open.
+model) gets an ERROR reply with a short text and the connection stays open; so does
+one whose app code raised, `sys.exit()` included (the session turns that into an
+`AppExit`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Sequence
 import bokeh
 
 from aperture import __version__
+from aperture.apps.guard import AppExit
 from aperture.protocol import (
     CLIENT_REQUESTS,
     Message,
@@ -39,7 +42,10 @@ class RequestFailed(Exception):
 
 
 def _short(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, AppExit):
+        text = str(exc)  # already names what the app raised
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 3] + "..."
 
 
@@ -47,12 +53,17 @@ class Connection:
     """A subscriber of one session, speaking the Bokeh protocol."""
 
     def __init__(
-        self, session: Session, send: Callable[[Sequence[str | bytes]], None], ids: MessageIds
+        self,
+        session: Session,
+        send: Callable[[Sequence[str | bytes]], None],
+        ids: MessageIds,
+        max_message_bytes: int | None = None,
     ) -> None:
         self.session = session
         self._send = send
         self._ids = ids
-        self._assembler = MessageAssembler(accept=CLIENT_REQUESTS)
+        # --websocket-max-message-size bounds each frame (Tornado) and each whole message (here).
+        self._assembler = MessageAssembler(accept=CLIENT_REQUESTS, max_bytes=max_message_bytes)
         self.closed = False
 
     def send_frames(self, frames: Sequence[str | bytes]) -> None:
@@ -73,7 +84,7 @@ class Connection:
             try:
                 self.session.notify_connection_lost()
             except Exception:
-                log.exception("Error in a ConnectionLost callback of session %r", self.session.id)
+                log.exception("Error in a ConnectionLost callback of %s", self.session.label)
 
     async def receive(self, frame: str | bytes) -> None:
         """Feed one websocket frame; handles the message it completes, if any."""
@@ -85,8 +96,10 @@ class Connection:
         try:
             reply = await self._answer(message)
         except Exception as exc:
-            log.warning("Session %r: %s failed: %s", self.session.id[:12], message.msgtype, _short(exc))
-            if not isinstance(exc, RequestFailed):
+            log.warning("%s: %s failed: %s", self.session.label, message.msgtype, _short(exc))
+            if isinstance(exc, AppExit):  # the operator must learn that the app tried to stop
+                log.error("Traceback of the failed %s", message.msgtype, exc_info=True)
+            elif not isinstance(exc, RequestFailed):
                 log.debug("Traceback of the failed %s", message.msgtype, exc_info=True)
             reply = error(self._ids(), message.msgid, _short(exc))
         self.send_frames(encode(reply))

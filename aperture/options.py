@@ -150,8 +150,27 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s(
         "shutdown_timeout",
-        "Seconds a SIGTERM/SIGINT shutdown may take before the process exits anyway (default: 10). "
+        "Seconds a SIGTERM/SIGHUP/SIGINT shutdown may take before the process exits anyway, with status 3 "
+        "if a callback or hook was still running (default: 10). Aperture only.",
+        kind="int",
+        metavar="SECONDS",
+    ),
+    _s(
+        "header_timeout",
+        "Seconds a client may take to send a request's headers, counted from when its connection "
+        "opens or its previous response ends; slower or idle connections are closed (default: 60). "
         "Aperture only.",
+        env="APERTURE_HEADER_TIMEOUT",
+        kind="int",
+        metavar="SECONDS",
+    ),
+    _s(
+        "shutdown_delay",
+        "Seconds that SIGTERM/SIGHUP keep the server up with /readyz answering 503 before it drains, so "
+        "load balancers polling /readyz stop sending users first; applies only if /readyz has been "
+        "requested since start-up, counts inside --shutdown-timeout (at most half of it is used); "
+        "SIGINT skips it (default: 3). Aperture only.",
+        env="APERTURE_SHUTDOWN_DELAY",
         kind="int",
         metavar="SECONDS",
     ),
@@ -194,6 +213,20 @@ SETTINGS: tuple[Setting, ...] = (
         "to the instance that built a session (default: 127.0.0.1 or --address, with the port). "
         "Aperture only.",
         metavar="HOST:PORT",
+    ),
+    _s(
+        "worker_restart_limit",
+        "With --num-procs: how many worker deaths within --worker-restart-window the supervisor "
+        "survives (restarting each after a growing delay); one more and it stops the server with exit "
+        "status 1 (default: 10). Aperture only.",
+        kind="int",
+        metavar="N",
+    ),
+    _s(
+        "worker_restart_window",
+        "Seconds over which --worker-restart-limit counts worker deaths (default: 60). Aperture only.",
+        kind="int",
+        metavar="SECONDS",
     ),
     _s("glob", "Expand app paths as glob patterns.", kind="bool"),
 )

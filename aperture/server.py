@@ -6,7 +6,7 @@
     await server.stop()
 
 or, blocking (e.g. as the target of a `threading.Thread`): `server.run()`, ended
-by SIGINT/SIGTERM (main thread only) or by `server.shutdown()` from any thread.
+by SIGTERM/SIGHUP/SIGINT (main thread only) or by `server.shutdown()` from any thread.
 Options are the `aperture serve` flags with underscores (`port`, `prefix`,
 `allow_websocket_origin`, `unused_session_lifetime`, ...); `BOKEH_*` variables
 apply as they do for the command line.
@@ -33,11 +33,16 @@ from aperture.config import Config, resolve
 from aperture.core import ServerCore
 from aperture.errors import ConfigError
 from aperture.pages import PageRenderer
+from aperture.peers import Peers, WorkerGroup
 from aperture.sessions.session import Session
+from aperture.shutdown import Deadlines, SignalCatcher
+from aperture.watchdog import Watchdog, exit_abandoned
 from aperture.web.auth import NO_AUTH, load_auth_module
-from aperture.web.frontend import TORNADO_VERSION, FrontEnd, bind, bind_private, tls_context
+from aperture.web.frontend import TORNADO_VERSION, FrontEnd, bind, bind_worker_socket, tls_context
 
 log = logging.getLogger("aperture.server")
+
+WEBSOCKET_CLOSE_WAIT = 1.0  # seconds for the 1001 close handshakes before sessions are destroyed
 
 
 class Server:
@@ -49,6 +54,7 @@ class Server:
         *,
         config: Config | None = None,
         sockets: list[socket.socket] | None = None,
+        workers: WorkerGroup | None = None,
         **options: Any,
     ) -> None:
         self.config = config if config is not None else resolve(options)
@@ -59,10 +65,18 @@ class Server:
         logout_url = self.auth.logout_url_for(self.config.prefix)
         self.core = ServerCore(self.config, self._applications, logout_url=logout_url)
         self._sockets: list[socket.socket] = list(sockets or [])
+        self._workers = workers
         self._front: FrontEnd | None = None
         self._tls: ssl.SSLContext | None = None
-        self._stopped: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None  # set by a signal or shutdown()
+        self._stop_wanted = False  # shutdown() came before serve() had its loop
+        self._stop_began: float | None = None  # time.monotonic() of the signal: the timeout counts from it
+        self._delay_wanted = True  # False after SIGINT or shutdown(): skip --shutdown-delay
+        self._hurry: asyncio.Event | None = None  # cuts the readiness delay short (SIGINT)
+        self._stopping: asyncio.Future[None] | None = None
+        self._watchdog: Watchdog | None = None
+        self.left_running: list[str] = []  # what the last stop() had to leave running
         self.port: int | None = None
         if self._sockets:
             self._learn_port()
@@ -96,13 +110,17 @@ class Server:
             self._learn_port()
         return self._sockets
 
-    def _owner_address(self) -> str | None:
-        """Where sibling processes can reach this one to relay a websocket (see web/relay.py)."""
+    def _peers(self) -> Peers:
+        """This process's relay peers (see aperture/peers.py); a worker opens its private socket here."""
+        cfg, workers = self.config, self._workers
+        if workers is not None:
+            self._sockets.append(bind_worker_socket(workers.socket_path(workers.number)))
+        key = cfg.secret_key or (workers.key if workers is not None else None)
+        return Peers(key=key, instance=self._instance_address() if cfg.secret_key else None, workers=workers)
+
+    def _instance_address(self) -> str | None:
+        """Where other instances reach this one: --advertise-address, else --address and the port."""
         cfg = self.config
-        if cfg.num_procs > 1:  # a worker: the shared socket reaches any worker, so add a private one
-            private = bind_private()
-            self._sockets.append(private)
-            return f"127.0.0.1:{private.getsockname()[1]}"
         if cfg.advertise_address:
             return cfg.advertise_address
         if cfg.unix_socket or self.port is None:
@@ -115,11 +133,14 @@ class Server:
         self.port = name[1] if isinstance(name, tuple) else None
 
     async def start(self) -> None:
-        """Listen and run the apps' `on_server_loaded` hooks; returns once serving."""
+        """Listen, then run the apps' `on_server_loaded` hooks; returns once serving.
+
+        While the hooks run, `/readyz` answers 503 ("starting") and pages and websockets wait
+        for them to finish (they are refused instead if shutdown begins first).
+        """
         curdoc.install()
         self.bind()
         self._loop = asyncio.get_running_loop()
-        self._stopped = asyncio.Event()
         cfg = self.config
         renderer = PageRenderer(
             prefix=cfg.prefix,
@@ -128,72 +149,149 @@ class Server:
             js_log_level=cfg.js_log_level,
             dev=cfg.bokeh_dev,
         )
-        self.core.owner_address = self._owner_address()
+        self.core.peers = self._peers()
         self._front = FrontEnd(self.core, self._sockets, self.port, self.auth, self._tls)
         self._front.start(renderer)
         await self.core.start()
         log.debug("Serving %s", ", ".join(sorted(self.core.apps)))
 
-    async def stop(self) -> None:
-        """Shut down gracefully within `--shutdown-timeout` seconds.
+    async def stop(self, delay: float = 0.0) -> None:
+        """Shut down gracefully within `--shutdown-timeout` seconds (counted from the signal, if any).
 
-        Order: `/readyz` turns 503 and no new session is accepted; messages and callbacks
-        in flight finish; the listening sockets close; websockets close with 1001; every
-        session is destroyed (`on_session_destroyed` runs); `on_server_unloaded` runs.
+        Order: `/readyz` turns 503 and new sessions are refused (503 for pages); for `delay`
+        seconds (`--shutdown-delay`, after SIGTERM/SIGHUP) everything else goes on; each
+        session's timers stop once its running callback has returned; the listening sockets
+        close; websockets close with 1001; every session is destroyed (`on_session_destroyed`
+        runs), one whose callback has not returned by the work deadline regardless;
+        `on_server_unloaded` runs. What had to be left running is in `left_running`.
         """
-        if self.core.draining:
-            return  # already stopping (or stopped)
-        self.core.draining = True
-        try:
-            await asyncio.wait_for(self._drain(), self.config.shutdown_timeout)
-        except TimeoutError:
-            log.warning("Shutdown took longer than %d s; stopping anyway", self.config.shutdown_timeout)
-        if self._front is not None:
-            await self._front.close_connections()
-            self._front = None
-        self._sockets = []
-        if self._stopped is not None:
-            self._stopped.set()
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._shut_down(delay))
+        await asyncio.shield(self._stopping)
 
-    async def _drain(self) -> None:
+    async def _shut_down(self, delay: float) -> None:
+        if self._stop_began is None:
+            self._stop_began = time.monotonic()
+        when = Deadlines.plan(self._stop_began, self.config.shutdown_timeout, delay)
+        if self._watchdog is not None:
+            self._watchdog.arm(when.hard)
+        self.core.draining = True
+        if when.delay_until > time.monotonic():
+            log.info("Draining in %.1f s; /readyz answers 503 meanwhile", when.delay_until - time.monotonic())
+            await self._sleep_unless_hurried(when.delay_until)
+        await self.core.quiesce(when.work)  # still listening: /readyz says 503, new pages get 503
         front = self._front
-        while self.core.busy_sessions():  # still listening: /readyz says 503, new sessions get 503
-            await asyncio.sleep(0.05)
         if front is not None:
             front.stop_listening()
-            front.close_websockets()
-            for _ in range(40):  # let the close handshakes go out
-                if not front.open_websockets:
-                    break
-                await asyncio.sleep(0.05)
-        await self.core.stop(destroy_sessions=True)
+            await front.close_websockets(min(time.monotonic() + WEBSOCKET_CLOSE_WAIT, when.work))
+        self.left_running = await self.core.stop(work_deadline=when.work, hook_deadline=when.hooks)
+        if front is not None:
+            await front.close_connections(max(0.1, when.hooks - time.monotonic()))
+            self._front = None
+        self._sockets = []
+
+    async def _sleep_unless_hurried(self, until: float) -> None:
+        if self._hurry is None:
+            self._hurry = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._hurry.wait(), max(0.0, until - time.monotonic()))
+        except TimeoutError:
+            pass
 
     def shutdown(self) -> None:
-        """Ask a running `run()` to stop; safe to call from any thread."""
-        if self._loop is not None and self._stopped is not None:
-            self._loop.call_soon_threadsafe(self._stopped.set)
+        """Ask a running `run()` or `serve()` to stop (without the readiness delay); safe from any thread."""
+        self._stop_wanted = True  # seen by serve() if its loop is not there yet
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._request_stop, None)
+            except RuntimeError:
+                pass  # the loop has closed: stopped already
 
     async def serve(self, install_signal_handlers: bool = True) -> None:
-        await self.start()
-        assert self._stopped is not None
-        loop = asyncio.get_running_loop()
-        if install_signal_handlers:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self._on_signal, sig)
-        for url in self.app_urls():
-            log.info("Bokeh app running at: %s", url)  # the line scripts wait for: now ready
-        await self._stopped.wait()
-        started = time.monotonic()
-        await self.stop()  # a no-op when stop() itself ended the wait
-        log.info("Stopped in %.2f s", time.monotonic() - started)
+        """Start, announce the app URLs once ready, serve until a signal or `shutdown()`, then stop.
+
+        With `install_signal_handlers` the process is taken to be this server's (the CLI, a
+        `--num-procs` worker): SIGTERM and SIGHUP stop it after `--shutdown-delay` (when `/readyz`
+        has been polled), SIGINT without delay; they are handled from the first moment, during
+        `on_server_loaded` too; and the process ends with status 3 if the shutdown had to leave a
+        callback or hook running (a thread running it would keep a normal exit waiting forever),
+        by the watchdog at `--shutdown-timeout` if the event loop itself is held.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        self._hurry = asyncio.Event()
+        catcher = SignalCatcher(self._on_signal) if install_signal_handlers else None
+        if catcher is not None:
+            self._watchdog = Watchdog(self.core.still_running)
+            self._watchdog.start()
+            catcher.install()
+        if self._stop_wanted:
+            self._request_stop(None)
+        try:
+            if await self._start_unless_stopped():
+                for url in self.app_urls():
+                    log.info("Bokeh app running at: %s", url)  # the line scripts wait for: now ready
+                await self._stop_requested.wait()
+            cfg = self.config
+            await self.stop(cfg.shutdown_delay if self._delay_wanted and self.core.readiness_polled else 0)
+            log.info("Stopped in %.2f s", time.monotonic() - (self._stop_began or time.monotonic()))
+            if self.left_running and catcher is not None:
+                exit_abandoned(self.left_running)  # now: tearing down the loop would wait on stuck work
+        finally:
+            if catcher is not None:
+                catcher.restore()
+
+    async def _start_unless_stopped(self) -> bool:
+        """Start; False if a stop came first, which cancels the `on_server_loaded` hook running."""
+        assert self._stop_requested is not None
+        starting = asyncio.ensure_future(self.start())
+        stopping = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if starting.done():
+            starting.result()
+            return True
+        log.info("Stopping during start-up: cancelling %s", self.core.activity or "start-up")
+        starting.cancel()
+        await asyncio.wait({starting})
+        if not starting.cancelled() and starting.exception() is not None:
+            starting.result()
+        return False
 
     def _on_signal(self, sig: int) -> None:
-        log.info("Received %s, shutting down", signal.Signals(sig).name)
-        if self._stopped is not None:
-            self._stopped.set()
+        """Runs in the main thread between two bytecodes, even while app code holds the event loop:
+        arm the watchdog, then let the loop do the rest when it can."""
+        if self._stop_began is None:
+            self._stop_began = time.monotonic()
+            if self._watchdog is not None:
+                self._watchdog.arm(Deadlines.plan(self._stop_began, self.config.shutdown_timeout, 0).hard)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._request_stop, sig)
+
+    def _request_stop(self, sig: int | None) -> None:
+        if sig is not None:
+            name = signal.Signals(sig).name
+            again = self._stop_requested is not None and self._stop_requested.is_set()
+            log.info("Received %s%s", name, " again" if again else ", shutting down")
+        if sig == signal.SIGINT or sig is None:  # Ctrl-C in a terminal, or shutdown(): no readiness delay
+            self._delay_wanted = False
+            if self._hurry is not None:
+                self._hurry.set()
+        if self._stop_began is None:
+            self._stop_began = time.monotonic()
+        if self._stop_requested is not None:
+            self._stop_requested.set()
 
     def run(self, install_signal_handlers: bool | None = None) -> None:
-        """Serve until a signal or `shutdown()`; blocks the calling thread."""
+        """Serve until a signal or `shutdown()`; blocks the calling thread.
+
+        Signal handlers (and with them the shutdown watchdog, see `serve`) are installed by
+        default in the main thread only.
+        """
         import threading
 
         if install_signal_handlers is None:

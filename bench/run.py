@@ -33,7 +33,7 @@ from bench.servers import Slot, live_server_pids
 from bench.sysload import LoadMonitor, loadavg, wait_for_quiet
 
 RESULTS = Path(__file__).parent / "results"
-QUICK_SET = "S1,S2,S3,S4,S5,S6,S7,S8,S9,S10"
+QUICK_SET = "S1,S2,S3,S4,S5,S6,S7,S8,S9,S10,S11"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,6 +43,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=None, help="repetitions per slot (default 1 quick, 3 full)")
     p.add_argument("--a-cmd", default=f"{sys.executable} -m aperture serve", help="server command for slot A")
     p.add_argument("--b-cmd", default=f"{sys.executable} -m bokeh serve", help="server command for slot B")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[,NAME=VALUE]",
+        help="scenario size override, e.g. soak_users=50,soak_cycle_s=60 (S11); budget_s=SECONDS",
+    )
     p.add_argument("--no-ceiling", action="store_true", help="skip the load generator ceiling measurement")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     p.add_argument(
@@ -55,6 +62,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quiet-threshold", type=float, default=25.0, help="other load regarded as quiet, %% of a core"
     )
     return p.parse_args(argv)
+
+
+def parse_params(given: list[str]) -> dict[str, str]:
+    """`--param a=1,b=2 --param c=3` -> {"a": "1", "b": "2", "c": "3"}."""
+    out: dict[str, str] = {}
+    for item in (x for arg in given for x in arg.split(",") if x.strip()):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"--param wants NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
 
 
 def raise_fd_limit() -> None:
@@ -83,7 +101,7 @@ async def run_one(
         waited, other = await asyncio.to_thread(wait_for_quiet, *quiet)
         rec["pre_run"] = {"waited_s": waited, "other_pct": other}
     t0 = time.monotonic()
-    budget = sc.budget_s[0 if cfg.quick else 1]
+    budget = float(cfg.param("budget_s", sc.budget_s[0 if cfg.quick else 1]))
     with LoadMonitor(live_server_pids) as mon:
         try:
             outcome = await asyncio.wait_for(sc.run(slot, cfg), budget)
@@ -135,7 +153,7 @@ def _line(rec: dict[str, Any]) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    cfg = Config(quick=args.quick)
+    cfg = Config(quick=args.quick, params=parse_params(args.param))
     reps = args.reps or (1 if args.quick else 3)
     quiet = (
         args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 15.0),
@@ -202,7 +220,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
     await measure_ceiling("start")
     for sc in selected:
-        for rep in range(reps):
+        for rep in range(min(reps, sc.max_reps or reps)):
             for name, slot in slots.items():
                 if results["preflight"][name]:
                     rec = {"scenario": sc.name, "slot": name, "rep": rep, "metrics": {}, "seconds": 0,

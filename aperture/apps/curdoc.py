@@ -6,11 +6,16 @@ holds for a synchronous call: inside an `async def` callback, or on a worker thr
 stack kept in a `ContextVar`: every asyncio task and every thread sees its own stack,
 so Aperture can keep a document patched across the awaits of an async callback. It is
 the only place where Aperture patches a Bokeh global; `install()` is idempotent.
+`patched()` is Bokeh's `patch_curdoc` made exception-safe: Bokeh's own skips the pop
+when the code inside raises, which would leave stale entries on a worker thread's stack.
 """
 
 from __future__ import annotations
 
 import contextvars
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import bokeh.io.doc as _bokeh_doc
@@ -40,3 +45,20 @@ def install() -> None:
     """Replace Bokeh's global curdoc stack with the context-local one (once)."""
     if not isinstance(_bokeh_doc._PATCHED_CURDOCS, ContextLocalStack):
         _bokeh_doc._PATCHED_CURDOCS = ContextLocalStack()  # type: ignore[assignment]
+
+
+@contextmanager
+def patched(doc: Any) -> Iterator[None]:
+    """`curdoc()` is `doc` inside; the stack is as it was afterwards, however the block ends.
+
+    Restoring the depth also drops entries that Bokeh's `patch_curdoc` (used around app
+    callbacks) left behind when app code raised inside it.
+    """
+    stack = _bokeh_doc._PATCHED_CURDOCS
+    depth = len(stack)
+    stack.append(weakref.ref(doc))
+    try:
+        yield
+    finally:
+        while len(stack) > depth:
+            stack.pop()

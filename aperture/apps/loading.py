@@ -2,7 +2,7 @@
 
 A path is a `.py` script, an `.ipynb` notebook or a directory app; its route is
 `/<name>`. Everything that can fail at start-up (missing file, syntax error, a hook
-module that raises) fails here as an `AppLoadError` naming the path, before the
+module that raises, even `sys.exit()`) fails here as an `AppLoadError` naming the path, before the
 server binds a socket. Directory apps also get `request_handler.py` (its
 `process_request`), which the reference documents but never loads.
 """
@@ -23,6 +23,7 @@ from bokeh.application.handlers.notebook import NotebookHandler
 from bokeh.application.handlers.script import ScriptHandler
 from bokeh.application.handlers.server_request_handler import ServerRequestHandler
 
+from aperture.apps.guard import contained
 from aperture.errors import AppLoadError
 
 _ROUTE = re.compile(r"^/[^/]*$")
@@ -64,17 +65,18 @@ def _handler_for(path: str, argv: list[str]) -> Handler:
 def application_for_path(path: str, argv: Sequence[str] = ()) -> Application:
     """One Application for one path; raises AppLoadError with the reason."""
     try:
-        handler = _handler_for(path, list(argv))
+        with contained():  # hook modules run now; Bokeh traps only their Exceptions
+            handler = _handler_for(path, list(argv))
+            if handler.failed:
+                raise AppLoadError(f"Error loading {path}:\n\n{handler.error}\n{handler.error_detail}")
+            app = Application(handler)
+            request_hook = os.path.join(path, "request_handler.py")
+            if os.path.isdir(path) and os.path.exists(request_hook):
+                app.add(RequestHook(request_hook, argv))
     except AppLoadError:
         raise
     except Exception as exc:
         raise AppLoadError(f"Error loading {path}: {exc}") from exc
-    if handler.failed:
-        raise AppLoadError(f"Error loading {path}:\n\n{handler.error}\n{handler.error_detail}")
-    app = Application(handler)
-    request_hook = os.path.join(path, "request_handler.py")
-    if os.path.isdir(path) and os.path.exists(request_hook):
-        app.add(RequestHook(request_hook, argv))
     return app
 
 

@@ -11,7 +11,6 @@ import logging
 import os
 import secrets
 import sys
-from dataclasses import replace
 from typing import Any
 
 from aperture.config import Config, resolve
@@ -120,7 +119,8 @@ def serve(config: Config) -> int:
 
 
 def _serve_workers(config: Config, apps: dict[str, Any], sockets: list[Any]) -> int:
-    from aperture.cli.workers import Supervisor, check_forking_available
+    from aperture.cli.workers import Supervisor, check_forking_available, private_directory
+    from aperture.peers import WorkerGroup
     from aperture.server import Server
 
     try:
@@ -128,15 +128,26 @@ def _serve_workers(config: Config, apps: dict[str, Any], sockets: list[Any]) -> 
     except ConfigError as exc:
         return fail(str(exc))
 
-    # Workers sign the owner hints in their tokens with a key only they share.
-    shared = config if config.secret_key else replace(config, cluster_key=secrets.token_bytes(32))
+    # Workers sign owner hints with BOKEH_SECRET_KEY, or else with a key only they share, and reach
+    # each other over Unix sockets in a directory only this user can enter.
+    key = config.secret_key or secrets.token_bytes(32)
+    directory = private_directory()
 
     def work(number: int) -> None:
         log.info("Worker %d serving with process id: %d", number, os.getpid())
-        Server(apps, config=shared, sockets=sockets).run(install_signal_handlers=True)
+        workers = WorkerGroup(directory=directory, count=config.num_procs, number=number, key=key)
+        Server(apps, config=config, sockets=sockets, workers=workers).run(install_signal_handlers=True)
 
     log.info("Supervising %d workers from process id: %d", config.num_procs, os.getpid())
-    return Supervisor(config.num_procs, work, config.shutdown_timeout).run()
+    supervisor = Supervisor(
+        config.num_procs,
+        work,
+        config.shutdown_timeout,
+        restart_limit=config.worker_restart_limit,
+        restart_window=config.worker_restart_window,
+        directory=directory,
+    )
+    return supervisor.run()
 
 
 def _show(config: Config, urls: list[str]) -> None:

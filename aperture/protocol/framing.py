@@ -7,9 +7,12 @@ for the caller to write contiguously. `MessageAssembler` is the receiving state 
 HEADER -> METADATA -> CONTENT -> (BUFFER_HEADER -> BUFFER_PAYLOAD)*: the caller feeds every inbound
 frame in order and gets a `Message` back from the frame that completes one, `None` otherwise.
 Unlike the reference receiver it judges each frame as it arrives, so a bad header is refused before
-any more of the message is read. Anything wrong raises `ProtocolViolation` whose reason is short,
-names the frame at fault, fits a close frame, and whose code is 1002 for a wrong structure or type
-and 1007 for text that is not JSON. After a violation the assembler refuses every further frame.
+any more of the message is read, and, given `max_bytes`, it bounds what a pending message may hold:
+the bytes of all its frames so far (a peer could otherwise announce many buffers and park one
+maximum-size frame per buffer). Anything wrong raises `ProtocolViolation` whose reason is short,
+names the frame at fault, fits a close frame, and whose code is 1002 for a wrong structure or type,
+1007 for text that is not JSON and 1009 for a message too big. After a violation the assembler
+refuses every further frame.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from aperture.errors import CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, ProtocolViolation
+from aperture.errors import CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, ProtocolViolation
 from aperture.protocol.messages import (
     KNOWN_TYPES,
     PATCH_DOC,
@@ -100,12 +103,19 @@ class MessageAssembler:
     """Receives the frames of one connection and yields complete, validated `Message`s.
 
     `accept`, when given, is the set of known msgtypes the peer may send (a server passes
-    `CLIENT_REQUESTS`); `max_buffers` caps the `num_buffers` a header may announce.
+    `CLIENT_REQUESTS`); `max_buffers` caps the `num_buffers` a header may announce; `max_bytes`,
+    when given, caps the bytes (UTF-8 for text) of all frames of one message, header included.
     """
 
-    def __init__(self, accept: frozenset[str] | None = None, max_buffers: int = MAX_BUFFERS) -> None:
+    def __init__(
+        self,
+        accept: frozenset[str] | None = None,
+        max_buffers: int = MAX_BUFFERS,
+        max_bytes: int | None = None,
+    ) -> None:
         self._accept = accept
         self._max_buffers = max_buffers
+        self._max_bytes = max_bytes
         self._failed: tuple[str, int] | None = None  # (reason, code); not the exception, to avoid a cycle
         self._reset()
 
@@ -121,6 +131,7 @@ class MessageAssembler:
         self._buffers: list[Buffer] = []
         self._buffer_ids: set[str] = set()
         self._buffer_id = ""
+        self._pending_bytes = 0
 
     def feed(self, frame: str | bytes) -> Message | None:
         """Take the next inbound frame; return the `Message` it completes, if any.
@@ -131,10 +142,22 @@ class MessageAssembler:
         if self._failed is not None:
             raise ProtocolViolation(*self._failed)
         try:
+            if self._max_bytes is not None:
+                self._count(frame, self._max_bytes)
             return self._state(self, frame)
         except ProtocolViolation as exc:
             self._failed = (exc.reason, exc.close_code)
             raise
+
+    def _count(self, frame: str | bytes, limit: int) -> None:
+        # isascii() is a flag check in CPython, so only non-ASCII text pays for an encode.
+        if isinstance(frame, str) and not frame.isascii():
+            size = len(frame.encode("utf-8", "surrogatepass"))
+        else:
+            size = len(frame)
+        self._pending_bytes += size
+        if self._pending_bytes > limit:
+            _fail(f"message too big: its frames add up to more than {limit} bytes", CLOSE_TOO_BIG)
 
     def _on_header(self, frame: str | bytes) -> None:
         header = _parse(frame, "message header")

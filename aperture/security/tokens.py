@@ -121,11 +121,15 @@ def check_token_signature(token: str, secret: bytes | None, signed: bool) -> boo
 
 @dataclass(frozen=True)
 class VerifiedToken:
-    """A token that passed `verify_token`: its session id, decoded payload and expiry."""
+    """A token that passed `verify_token`: its session id, decoded payload and expiry.
+
+    `expired` is set by a caller that accepted the token past its expiry (to resume a session).
+    """
 
     session_id: str
     payload: dict[str, Any]
     expiry: int
+    expired: bool = False
 
 
 def _expiry(payload: Mapping[str, Any]) -> int:

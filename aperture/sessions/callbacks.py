@@ -5,7 +5,9 @@ schedules them with asyncio. Each run goes through the session's document lock
 unless the callback was marked with `without_document_lock`. One-shot callbacks
 forget their handle before they run, so their own removal never cancels them; a
 periodic callback's next run starts one period after the previous run began, but
-never before it finished (no pile-up). Exceptions are logged and never stop the loop.
+never before it finished (no pile-up). Errors, `sys.exit()` and other `BaseException`s
+raised by the callback included, are logged with the session's app and id and never
+stop the timer or the event loop; a cancellation of the timer itself stays one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bokeh.document.locking import UnlockedDocumentProxy
-from bokeh.io.doc import patch_curdoc
+
+from aperture.apps.curdoc import patched
+from aperture.apps.guard import contained
 
 log = logging.getLogger("aperture.sessions")
 
@@ -24,9 +28,10 @@ log = logging.getLogger("aperture.sessions")
 class SessionCallbacks:
     """The live timers of one session."""
 
-    def __init__(self, run_locked: Callable[..., Any], document: Any) -> None:
+    def __init__(self, run_locked: Callable[..., Any], document: Any, label: str = "") -> None:
         self._run_locked = run_locked
         self._document = document
+        self._label = label
         self._handles: dict[str, asyncio.TimerHandle | asyncio.Handle | asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -56,6 +61,11 @@ class SessionCallbacks:
             task.cancel()
         self._tasks.clear()
 
+    def detach(self) -> None:
+        """After `remove_all`, let go of the session and its document (they refer to this object)."""
+        self._run_locked = _released
+        self._document = None
+
     def _fire_once(self, callback_obj: Any) -> None:
         self._handles.pop(str(callback_obj.id), None)
         task = asyncio.get_running_loop().create_task(self._invoke(callback_obj))
@@ -68,13 +78,15 @@ class SessionCallbacks:
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
             await self._invoke(callback_obj)
+            if _cancelling():
+                raise asyncio.CancelledError  # removed while app code ran, and the app swallowed it
             due = max(due + period, loop.time())
 
     async def _invoke(self, callback_obj: Any) -> None:
         func = callback_obj.callback
         try:
             if getattr(func, "nolock", False):
-                with patch_curdoc(UnlockedDocumentProxy(self._document)):
+                with contained(), patched(UnlockedDocumentProxy(self._document)):
                     result = func()
                     while asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                         result = await result
@@ -83,4 +95,15 @@ class SessionCallbacks:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("Error in session callback %r", getattr(func, "__name__", func))
+            log.exception("Error in session callback %r of %s", getattr(func, "__name__", func), self._label)
+
+
+async def _released(*args: Any) -> None:
+    """What a detached timer list runs instead of the session's locked work: nothing."""
+
+
+def _cancelling() -> bool:
+    # Not a local of `_periodic`: the task's final CancelledError keeps that frame, and a frame
+    # holding its own task is a cycle that kept the session's document until a full collection.
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

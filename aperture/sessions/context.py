@@ -113,11 +113,17 @@ class SessionContext(BokehSessionContext):
     def attach(self, session: Session) -> None:
         self._session = session
 
+    def detach(self) -> None:
+        """Forget the released session (the two refer to each other)."""
+        self._session = None
+
     def mark_destroyed(self) -> None:
         self._destroyed = True
 
     async def with_locked_document(self, func: Callable[[Document], Awaitable[None] | None]) -> Any:
         """Run `func(document)` with the document lock held (directly if no session yet)."""
+        if self._destroyed:
+            return None  # refused, like any locked work on a destroyed session
         if self._session is None:
             result = func(self._document)
             return await result if isinstance(result, Awaitable) else result

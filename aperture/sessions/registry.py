@@ -48,6 +48,7 @@ class SessionRegistry:
         self._logout_url = logout_url
         self._sessions: dict[str, Session] = {}
         self._pending: dict[str, asyncio.Future[Session]] = {}
+        self.hooks_running: set[str] = set()  # during shutdown, for the watchdog's report
 
     @property
     def url(self) -> str:
@@ -105,13 +106,21 @@ class SessionRegistry:
         )
         doc._session_context = weakref.ref(context)
         await self.runner.session_created(context)
-        failure = self.runner.build_document(doc)
+        failure = self.runner.build_document(doc, session_id)
         if failure is not None:
             context.mark_destroyed()
             doc.modules.destroy()
             await self.runner.session_destroyed(context)
             raise AppFailedError(failure.summary, failure.detail)
-        return Session(session_id, doc, context, ids=self._ids, clock=self._clock, executor=self._executor)
+        return Session(
+            session_id,
+            doc,
+            context,
+            ids=self._ids,
+            clock=self._clock,
+            executor=self._executor,
+            app=self.runner.route,
+        )
 
     async def discard_unused(self, lifetime_seconds: float) -> int:
         """Destroy sessions unused for longer than the lifetime; returns how many."""
@@ -136,6 +145,61 @@ class SessionRegistry:
         await self.runner.session_destroyed(session.context)
         session.release()
 
-    async def destroy_all(self) -> None:
-        for session in list(self._sessions.values()):
-            await self.destroy(session)
+    async def destroy_all(
+        self, work_deadline: float | None = None, hook_deadline: float | None = None
+    ) -> list[str]:
+        """Destroy every session, for shutdown; returns what was left running, one line each.
+
+        Sessions are handled concurrently, so a stuck one delays no other. Each is retired once
+        the locked operations running or queued on it have ended (its callback returned), or at
+        `work_deadline` (a `time.monotonic()` value) regardless, leaving that callback to run
+        on; then its `on_session_destroyed` hooks run, cut off at `hook_deadline`. Sessions that
+        were still being created are destroyed once they exist.
+        """
+        left: list[str] = []
+        for _ in range(10):  # each round can only find sessions whose creation was under way
+            if self._pending:
+                await asyncio.wait(list(self._pending.values()), timeout=seconds_left(work_deadline))
+            sessions = list(self._sessions.values())
+            if not sessions:
+                break
+            done = await asyncio.gather(*(self._shut_down(s, work_deadline, hook_deadline) for s in sessions))
+            left.extend(line for line in done if line)
+        return left
+
+    async def _shut_down(
+        self, session: Session, work_deadline: float | None, hook_deadline: float | None
+    ) -> str:
+        if self._sessions.get(session.id) is session:
+            del self._sessions[session.id]
+        if session.destroyed:
+            return ""
+        label = f"session {session.id[:12]!r} of app {self.url}"
+        left = ""
+        try:
+            await asyncio.wait_for(session.retire_when_idle(), seconds_left(work_deadline))
+        except TimeoutError:
+            session.retire()
+            left = f"a callback of {label} is still running"
+            log.error(
+                "A callback of %s is still running at the shutdown deadline; destroying it anyway", label
+            )
+        self.hooks_running.add(f"on_session_destroyed of {label}")
+        try:
+            await asyncio.wait_for(
+                self.runner.session_destroyed(session.context), seconds_left(hook_deadline)
+            )
+        except TimeoutError:
+            log.error("on_session_destroyed of %s did not finish by the shutdown deadline", label)
+            return left or f"on_session_destroyed of {label} is still running"
+        finally:
+            self.hooks_running.discard(f"on_session_destroyed of {label}")
+        if not left:  # a callback still running may yet touch the document
+            session.release()
+        return left
+
+
+def seconds_left(deadline: float | None, floor: float = 0.05) -> float | None:
+    """Seconds until `deadline` (time.monotonic), at least `floor` so that work already free to
+    finish gets its turn; None (no limit) for no deadline."""
+    return None if deadline is None else max(floor, deadline - time.monotonic())

@@ -11,7 +11,10 @@ This class is Aperture's single adapter to Bokeh's document seam: the document c
   queued to every subscriber in event order; a change applied from a client's
   PATCH-DOC is not echoed to that client, but changes made by the callbacks it
   triggers are;
-* `curdoc()` is this document for the whole locked operation, across awaits.
+* `curdoc()` is this document for the whole locked operation, across awaits;
+* app code run here never lets a `BaseException` out: `sys.exit()` and the like
+  fail that one operation as an `AppExit` (see `aperture.apps.guard`), on the
+  event loop or on a worker thread alike.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from bokeh.document import Document
-from bokeh.io.doc import patch_curdoc
 
+from aperture.apps.curdoc import patched
+from aperture.apps.guard import contained
 from aperture.protocol import Buffer, MessageIds, RawJSON, encode, patch_doc
 from aperture.sessions import wire
 from aperture.sessions.callbacks import SessionCallbacks
@@ -54,11 +58,14 @@ class Session:
         ids: MessageIds,
         clock: Callable[[], float] = time.monotonic,
         executor: Executor | None = None,
+        app: str = "",
     ) -> None:
         self.id = session_id
+        self.app = app
         self.document = document
         self.context = context
         self.destroyed = False
+        self.resumable = False  # a websocket opened it with a valid token: expired tokens may resume it
         self._ids = ids
         self._clock = clock
         self._executor = executor
@@ -70,11 +77,16 @@ class Session:
         self._patch_origin: Subscriber | None = None
         self._busy = 0
         self._last_unsubscribe = clock()
-        self._callbacks = SessionCallbacks(self.run_locked, document)
+        self._callbacks = SessionCallbacks(self.run_locked, document, self.label)
         context.attach(self)
         document.callbacks.on_change_dispatch_to(self)
         for callback_obj in document.session_callbacks:
             self._callbacks.add(callback_obj)
+
+    @property
+    def label(self) -> str:
+        """How logs name this session: its app and the start of its id."""
+        return f"app {self.app}, session {self.id[:12]!r}"
 
     # -- Bokeh's document seam ---------------------------------------------------
 
@@ -117,6 +129,8 @@ class Session:
         self._busy += 1
         try:
             async with self._lock:
+                if self.destroyed:  # retired while this operation waited for the lock (shutdown)
+                    return None
                 self._locked = True
                 try:
                     if self._executor is None:
@@ -124,9 +138,10 @@ class Session:
                     else:  # app code runs off the event loop, so a slow callback stalls only its session
                         result = await self._loop.run_in_executor(self._executor, self._call, func, args)
                     if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                        with patch_curdoc(self.document):  # the stack is per task: safe across awaits
+                        with patched(self.document):  # the stack is per task: safe across awaits
                             while asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                                result = await result
+                                with contained():
+                                    result = await result
                     return result
                 finally:
                     self._locked = False
@@ -134,7 +149,8 @@ class Session:
             self._busy -= 1
 
     def _call(self, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        with patch_curdoc(self.document):
+        # Contained here, so a worker thread hands the loop an ordinary exception, never SystemExit.
+        with contained(), patched(self.document):
             return func(*args)
 
     # -- protocol operations ---------------------------------------------------
@@ -182,8 +198,19 @@ class Session:
     def notify_connection_lost(self) -> None:
         from bokeh.events import ConnectionLost
 
-        with patch_curdoc(self.document):
+        with contained(), patched(self.document):
             self.document.callbacks.trigger_event(ConnectionLost())
+
+    async def stop_callbacks_when_idle(self) -> None:
+        """Cancel every timer once the locked operations running or queued now have ended, so no
+        callback is cut off mid-run; messages are still handled. For shutdown."""
+        async with self._lock:
+            self._callbacks.remove_all()
+
+    async def retire_when_idle(self) -> None:
+        """`retire` once the locked operations running or queued now have ended. For shutdown."""
+        async with self._lock:
+            self.retire()
 
     def retire(self) -> None:
         """Stop timers and refuse further locked work; the context reports `destroyed`.
@@ -196,18 +223,30 @@ class Session:
         self.context.mark_destroyed()
 
     def release(self) -> None:
-        """Free the document, its models and the app modules made for it.
+        """Free the document, its models and the app modules made for it, at once.
 
         Like `Document.destroy`, minus its full `gc.collect()` and the module-referrer scan
         (`gc.get_referrers`), both O(heap) per session: under churn they stalled every other
-        session for seconds. Leftover cycles go to Python's normal generational collector.
+        session for seconds. Instead the reference cycles are cut, so that reference counting
+        frees the session as soon as its last holder lets go: left to the cyclic collector,
+        dead documents waited for a full collection, hundreds at a time under churn, and
+        raised the memory high-water mark that the allocator keeps afterwards.
         """
         doc = self.document
+        models = [*doc.models, *doc.config.references()]
         doc.remove_on_change(self)
+        for callback_obj in doc.session_callbacks:  # Bokeh's wrapper of each holds the document
+            doc.callbacks.remove_session_callback(callback_obj)
         doc.callbacks.destroy()
         doc.models.destroy()
+        for model in models:  # a property's container value points back at its model (`_owners`)
+            model._property_values.clear()
+            model._unstable_default_values.clear()
+            model._unstable_themed_values.clear()
         modules = doc.modules._modules  # the per-session `bokeh_app_*` modules (Bokeh has no public list)
         for module in modules:
             sys.modules.pop(module.__name__, None)
             module.__dict__.clear()
         modules.clear()
+        self.context.detach()  # the context and the timers point back at this session
+        self._callbacks.detach()

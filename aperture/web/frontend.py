@@ -7,11 +7,13 @@ processes that share the sockets before anything is served.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import socket
 import ssl
 import stat
+import time
 
 import tornado
 from tornado.httpserver import HTTPServer
@@ -22,6 +24,7 @@ from aperture.core import ServerCore
 from aperture.errors import CLOSE_GOING_AWAY, ConfigError
 from aperture.pages import PageRenderer, favicon_path
 from aperture.web.auth import AuthPolicy
+from aperture.web.listener import paced
 from aperture.web.routes import build_application
 from aperture.web.websocket import KeepAlive
 
@@ -43,10 +46,10 @@ def bind(config: Config) -> list[socket.socket]:
         raise ConfigError(f"cannot listen on {address or '*'}:{port}: {exc.strerror}") from None
 
 
-def bind_private() -> socket.socket:
-    """A loopback socket on a free port, for relays between sibling worker processes."""
-    sockets: list[socket.socket] = bind_sockets(0, "127.0.0.1")
-    return sockets[0]
+def bind_worker_socket(path: str) -> socket.socket:
+    """A worker's private Unix socket (mode 0600) for relays from its siblings; replaces a stale one
+    (left by the previous process of the same worker number)."""
+    return bind_unix_socket(path, mode=0o600)
 
 
 def _bind_unix(path: str) -> socket.socket:
@@ -107,24 +110,42 @@ class FrontEnd:
             origins=cfg.origin_allowlist(self.port or 0),
             auth=self.auth,
         )
-        self._http = HTTPServer(app, xheaders=cfg.use_xheaders, ssl_options=self.tls)
-        self._http.add_sockets(self.sockets)
+        # idle_connection_timeout bounds the wait for a request's headers (also between keep-alive
+        # requests), so a client trickling header lines cannot hold a connection for Tornado's hour.
+        self._http = HTTPServer(
+            app, xheaders=cfg.use_xheaders, ssl_options=self.tls, idle_connection_timeout=cfg.header_timeout
+        )
+        self._http.add_sockets(paced(self.sockets))
         self.keepalive.start()
 
     def stop_listening(self) -> None:
+        """Close the listening sockets; connections already open stay."""
         if self._http is not None:
             self._http.stop()
 
-    def close_websockets(self, reason: str = "server shutting down") -> None:
+    async def close_websockets(self, deadline: float, reason: str = "server shutting down") -> None:
+        """Close every websocket with 1001 and wait, until `deadline` (time.monotonic) at most, for
+        the close handshakes. One that opens meanwhile (its upgrade was under way) is closed too."""
         self.keepalive.stop()
-        for sock in list(self.keepalive.sockets):
-            sock.close(CLOSE_GOING_AWAY, reason)
+        closing: set[object] = set()
+        while True:
+            for sock in list(self.keepalive.sockets):
+                if sock not in closing:
+                    closing.add(sock)
+                    sock.close(CLOSE_GOING_AWAY, reason)
+            if not self.keepalive.sockets or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.05)
 
     @property
     def open_websockets(self) -> int:
         return len(self.keepalive.sockets)
 
-    async def close_connections(self) -> None:
+    async def close_connections(self, timeout: float | None = None) -> None:
+        """Close the remaining HTTP connections (idle keep-alive ones, requests still answering)."""
         if self._http is not None:
-            await self._http.close_all_connections()
-            self._http = None
+            http, self._http = self._http, None
+            try:
+                await asyncio.wait_for(http.close_all_connections(), timeout)
+            except TimeoutError:
+                pass  # the process is exiting; what is left is closed with it

@@ -168,12 +168,17 @@ class HealthHandler(ApertureHandler):
 
 
 class ReadyHandler(HealthHandler):
-    """`GET P/readyz`: 200 while new sessions are accepted, 503 while draining for shutdown."""
+    """`GET P/readyz`: 200 while new sessions are accepted; 503 while `on_server_loaded` hooks
+    still run ("starting") and once shutdown began ("draining"). Being asked at all tells the
+    server a balancer polls it, so SIGTERM then waits `--shutdown-delay` before draining."""
 
     def get(self) -> None:
+        core = self.core
+        core.readiness_polled = True
         self.set_header("Cache-Control", "no-store")
-        if self.core.draining:
-            self.set_status(503, "Draining")
-            self.finish({"status": "draining"})
-        else:
+        if core.ready:
             self.finish({"status": "ready"})
+            return
+        starting = not core.draining
+        self.set_status(503, "Starting" if starting else "Draining")
+        self.finish({"status": "starting" if starting else "draining"})

@@ -1,29 +1,59 @@
-"""Relaying a websocket to the process that already runs its session.
+"""Relaying a websocket to the process of this deployment that already runs its session.
 
-Behind a load balancer without sticky sessions (or with `--num-procs`), a page's
-websocket may land on a process other than the one that served the page and built
-the session. Instead of running the app a second time, that process opens a
-websocket to the owner (named in the token, see `aperture.core.owner_hint`) and
-copies frames both ways. If the owner cannot be reached - it stopped or crashed -
-the caller builds the session locally from the token, so the page recovers.
-Relayed upgrades carry `X-Aperture-Relay: 1`; a process never relays those again.
+Behind a load balancer without sticky sessions (or with `--num-procs`), a page's websocket may
+land on a process other than the one that built its session. Instead of running the app a second
+time, that process opens a websocket to the owner and copies frames both ways. The owner is a
+`Destination` that `aperture.peers.Peers` checked: a sibling worker's private Unix socket, or
+another instance's advertised `HOST:PORT` signed with the shared key. The URL is always this app's
+own websocket path on that peer; nothing else from the token reaches it.
+
+Authentication: the owner runs the auth module again on the relayed upgrade, which carries every
+end-to-end header of the client's (all but hop-by-hop and handshake headers, and `Origin`, which
+the first hop checked; `Host` included), so `get_user` sees what it saw at the first hop, whatever header it reads.
+Relayed upgrades carry `X-Aperture-Relay` saying which hop they took; it only ever narrows what
+the next process may do, so a client that sends it merely disables relaying for itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from tornado.httpclient import HTTPRequest
+from tornado.netutil import Resolver
 from tornado.websocket import WebSocketClientConnection, WebSocketHandler, websocket_connect
 
-log = logging.getLogger("aperture.websocket")
+from aperture.peers import HOP_INSTANCE, HOP_WORKER, Destination
+
+log = logging.getLogger("aperture.relay")
 
 RELAY_HEADER = "X-Aperture-Relay"
 CONNECT_TIMEOUT = 3.0
-FORWARDED_HEADERS = ("Cookie", "Authorization", "User-Agent", "X-Forwarded-For", "X-Real-Ip")
+WORKER_HOST = "worker.aperture.invalid"  # stands for the Unix socket in the URL; never resolved by DNS
+NOT_FORWARDED = frozenset(
+    name.lower()
+    for name in (
+        "Connection", "Upgrade", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Trailer",
+        "Transfer-Encoding", "Content-Length", "Origin", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
+        "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol", "Sec-WebSocket-Accept", RELAY_HEADER,
+    )
+)  # fmt: skip
+
+
+class _UnixSocketResolver(Resolver):
+    """Resolves every name to one Unix socket path (the sibling worker's private socket)."""
+
+    def initialize(self, path: str) -> None:  # type: ignore[override]
+        self.path = path
+
+    async def resolve(
+        self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC
+    ) -> list[Any]:
+        return [(socket.AF_UNIX, self.path)]
 
 
 def _client_tls() -> ssl.SSLContext:
@@ -34,15 +64,38 @@ def _client_tls() -> ssl.SSLContext:
     return context
 
 
+def forwarded_headers(headers: Any) -> dict[str, str]:
+    """The client's end-to-end headers (repeats joined), as the owner's auth module should see them."""
+    kept: dict[str, list[str]] = {}
+    for name, value in headers.get_all():
+        if name.lower() not in NOT_FORWARDED:
+            kept.setdefault(name, []).append(value)
+    return {name: ", ".join(values) for name, values in kept.items()}
+
+
+def websocket_path(prefix: str, route: str) -> str:
+    return quote(prefix + ("" if route == "/" else route) + "/ws")
+
+
 async def connect_owner(
-    owner: str, downstream: WebSocketHandler, token: str, *, tls: bool
+    destination: Destination, downstream: WebSocketHandler, token: str, *, path: str, tls: bool
 ) -> WebSocketClientConnection | None:
-    """An upstream websocket to `owner` (host:port) for the same path, or None if unreachable."""
+    """An upstream websocket to the owner for the same app, or None if it cannot be reached."""
     request = downstream.request
-    scheme = "wss" if tls else "ws"
-    url = f"{scheme}://{owner}{request.path}" + (f"?{request.query}" if request.query else "")
-    headers = {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
-    headers[RELAY_HEADER] = "1"
+    query = urlencode(
+        [(k, v.decode("utf-8", "replace")) for k, vs in request.query_arguments.items() for v in vs]
+    )
+    suffix = path + (f"?{query}" if query else "")
+    headers = forwarded_headers(request.headers)
+    scheme = "wss" if tls else "ws"  # a worker's private socket speaks TLS too when the server does
+    resolver: Resolver | None = None
+    if destination.unix_socket is not None:
+        url = f"{scheme}://{WORKER_HOST}{suffix}"
+        resolver = _UnixSocketResolver(path=destination.unix_socket)
+        headers[RELAY_HEADER] = HOP_WORKER
+    else:
+        url = f"{scheme}://{destination.instance}{suffix}"
+        headers[RELAY_HEADER] = HOP_INSTANCE
     http_request = HTTPRequest(
         url,
         headers=headers,
@@ -55,12 +108,17 @@ async def connect_owner(
             http_request,
             subprotocols=["bokeh", token],
             max_message_size=downstream.max_message_size,
+            resolver=resolver,
         )
-    except Exception as exc:  # refused, timed out, not a websocket: recover locally
-        log.info("Owner %s of a session is unreachable (%s); serving it here", owner, exc)
+    except Exception as exc:  # refused, timed out, not a websocket
+        log.info("Owner (%s) of a session is unreachable: %s", destination, exc)
         return None
     upstream.stream.set_nodelay(True)  # type: ignore[attr-defined]
     return upstream
+
+
+def _close_code(code: int | None, default: int) -> int:
+    return code if code and 1000 <= code < 5000 and code not in (1005, 1006) else default
 
 
 class Relay:
@@ -75,8 +133,7 @@ class Relay:
         while True:
             message = await self.upstream.read_message()
             if message is None:
-                code, reason = self.upstream.close_code, self.upstream.close_reason
-                self.downstream.close(code if code and 1000 <= code < 5000 and code != 1005 else 1001, reason)
+                self.downstream.close(_close_code(self.upstream.close_code, 1001), self.upstream.close_reason)
                 return
             try:
                 await self.downstream.write_message(message, binary=isinstance(message, bytes))
@@ -88,4 +145,4 @@ class Relay:
         await self.upstream.write_message(message, binary=isinstance(message, bytes))
 
     def close(self, code: int | None, reason: str | None) -> None:
-        self.upstream.close(code if code and 1000 <= code < 5000 and code != 1005 else 1000, reason)
+        self.upstream.close(_close_code(code, 1000), reason)

@@ -24,7 +24,7 @@ from aperture.web.handlers import (
     MetadataHandler,
     ReadyHandler,
 )
-from aperture.web.static import AppStaticHandler, BokehJSHandler
+from aperture.web.static import AppStaticHandler, BokehJSHandler, WholeResponseGZip, app_static_cache
 from aperture.web.websocket import BokehWebSocket, KeepAlive
 
 Rule = tuple[str, type[web.RequestHandler], dict[str, Any]]
@@ -53,7 +53,7 @@ def build_rules(
         ]
         static = registry.runner.static_path
         if static:
-            rules.append((base + "/static/(.*)", AppStaticHandler, {"path": static}))
+            rules.append((base + "/static/(.*)", AppStaticHandler, {"cache": app_static_cache(static)}))
         else:
             rules.append((base + "/static/(.*)", BokehJSHandler, {}))
     rules += [(re.escape(cfg.prefix) + path, handler, {}) for path, handler in auth.endpoints("")]
@@ -76,10 +76,10 @@ def build_application(
     cfg = core.config
     return web.Application(
         build_rules(core, renderer, keepalive, icon, auth),
+        transforms=[WholeResponseGZip],  # gzip whole responses only; static files bring their own
         websocket_max_message_size=cfg.websocket_max_message_size,
         cookie_secret=cfg.cookie_secret,
         xsrf_cookies=cfg.xsrf_cookies,
-        compress_response=True,
         aperture_auth=auth,
         aperture_prefix=cfg.prefix,
         serve_traceback=cfg.dev is not None,

@@ -1,98 +1,87 @@
-"""Static files: BokehJS assets from memory (gzip-compressed once), app `static/` dirs.
+"""Static files: BokehJS and directory apps' `static/` folders, from a bounded memory cache.
 
-BokehJS files never change while the server runs, so each is read once and kept,
-with a gzip copy for clients that accept it (`bokeh.min.js`: 1.2 MB -> ~300 KB).
-URLs carrying `?v=` are immutable and cached for ten years; every response has a
-strong ETag, so revalidation is a cheap 304. Directory apps' own `static/`
-folders are served by Tornado's file handler, behind the auth module.
+Each file is found by its real path (`AssetCache.locate`: every spelling of a path names one
+entry, a miss is remembered nowhere, a NUL byte or an undecodable path is a plain 404), then
+served from memory with a gzip copy made once in a worker thread (`bokeh.min.js`: 1.2 MB ->
+~300 KB). What the cache will not hold (a file over its size limit, or beyond its budget) and
+range requests are streamed from disk by Tornado's `StaticFileHandler`, which checks the same
+root and symlinks again; `WholeResponseGZip` keeps Tornado from compressing those streams on the
+event loop per request. URLs carrying `?v=` are immutable and cached for ten years; every
+response has a strong ETag (the file's SHA-512, as the reference), so revalidation is a cheap 304.
+Directory apps' own `static/` folders sit behind the auth module and are re-read when they change.
 """
 
 from __future__ import annotations
 
-import email.utils
-import gzip
-import hashlib
-import mimetypes
-import os
-import threading
-from dataclasses import dataclass
-from pathlib import Path
+import asyncio
 
-from tornado import web
+from tornado import httputil, web
 
 from aperture.pages import STATIC_DIR
+from aperture.web.assets import Asset, AssetCache
 from aperture.web.requests import AuthMixin
 
 TEN_YEARS = 10 * 365 * 24 * 3600
-COMPRESSIBLE = (".js", ".css", ".json", ".map", ".ts", ".html", ".svg", ".txt")
+APP_STATIC_FILE_BYTES = 4 * 1024 * 1024  # bigger files of an app's static/ are streamed from disk
+APP_STATIC_TOTAL_BYTES = 64 * 1024 * 1024  # per app, gzip copies included
+UNDECODABLE = "\x00"  # no file has a NUL in its name, so `locate` answers 404
 
-
-@dataclass(frozen=True)
-class Asset:
-    body: bytes
-    gzipped: bytes | None
-    etag: str
-    content_type: str
-    last_modified: str
-
-
-class AssetCache:
-    """Files of one directory, loaded on first use and kept."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self._assets: dict[str, Asset | None] = {}
-        self._lock = threading.Lock()
-
-    def get(self, path: str) -> Asset | None:
-        if path in self._assets:
-            return self._assets[path]
-        asset = self._load(path)
-        with self._lock:
-            if len(self._assets) < 4096:
-                self._assets[path] = asset
-        return asset
-
-    def _load(self, path: str) -> Asset | None:
-        full = (self.root / path).resolve()
-        if not full.is_relative_to(self.root) or not full.is_file():
-            return None
-        body = full.read_bytes()
-        gzipped = gzip.compress(body, 6, mtime=0) if full.suffix in COMPRESSIBLE and len(body) > 512 else None
-        content_type = mimetypes.guess_type(full.name)[0] or "application/octet-stream"
-        if content_type == "application/javascript":
-            content_type = "text/javascript"
-        if content_type.startswith("text/"):
-            content_type += "; charset=UTF-8"
-        return Asset(
-            body=body,
-            gzipped=gzipped,
-            etag='"' + hashlib.sha512(body).hexdigest() + '"',
-            content_type=content_type,
-            last_modified=email.utils.formatdate(os.stat(full).st_mtime, usegmt=True),
-        )
-
-
+# BokehJS never changes while the server runs: held whole (~24 MB at most, plus gzip copies).
 BOKEHJS = AssetCache(STATIC_DIR)
 
 
-class BokehJSHandler(web.RequestHandler):
-    """`P/static/<path>`: BokehJS, from memory, compressed when the client accepts gzip."""
+def app_static_cache(path: str) -> AssetCache:
+    """The cache for one directory app's `static/` folder: bounded, and re-read when a file changes."""
+    return AssetCache(
+        path,
+        max_file_bytes=APP_STATIC_FILE_BYTES,
+        max_total_bytes=APP_STATIC_TOTAL_BYTES,
+        revalidate=True,
+    )
+
+
+class AssetHandler(web.StaticFileHandler):
+    """`<path>` under one `AssetCache`: from memory when held, else streamed from disk."""
+
+    cache: AssetCache
+
+    def initialize(self, cache: AssetCache) -> None:  # type: ignore[override]
+        super().initialize(path=cache.root)
+        self.cache = cache
 
     def set_default_headers(self) -> None:
         self.set_header("Server", "Aperture")
 
-    def head(self, path: str) -> None:
-        self.get(path, include_body=False)
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        if name is None:  # the path captured by the route: undecodable bytes name no file
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                return UNDECODABLE
+        return super().decode_argument(value, name)
 
-    def get(self, path: str, include_body: bool = True) -> None:
-        asset = BOKEHJS.get(path)
-        if asset is None:
+    async def get(self, path: str, include_body: bool = True) -> None:
+        key = self.cache.locate(path)
+        if key is None:
             raise web.HTTPError(404)
+        asset = None if "Range" in self.request.headers else await self.cache.get(key)
+        if asset is None:
+            await self._stream(key, include_body)
+        else:
+            self._send(asset, include_body)
+
+    async def _stream(self, key: str, include_body: bool) -> None:
+        # Tornado's ETag is the SHA-512 of the whole file, computed once per file: do it off the loop.
+        settings = {"static_path": self.cache.root}
+        await asyncio.get_running_loop().run_in_executor(None, self.get_version, settings, key)
+        await super().get(key, include_body)
+
+    def _send(self, asset: Asset, include_body: bool) -> None:
         self.set_header("Etag", asset.etag)
         self.set_header("Last-Modified", asset.last_modified)
         self.set_header("Content-Type", asset.content_type)
-        if self.get_query_argument("v", None) is not None:
+        self.set_header("Accept-Ranges", "bytes")
+        if "v" in self.request.query_arguments:
             self.set_header("Cache-Control", f"public, max-age={TEN_YEARS}, immutable")
         if asset.gzipped is not None:
             self.set_header("Vary", "Accept-Encoding")
@@ -107,15 +96,16 @@ class BokehJSHandler(web.RequestHandler):
         self.set_header("Content-Length", len(body))
         self.finish(body if include_body else None)
 
-    def compute_etag(self) -> str | None:
-        return None  # set explicitly above; never hash a megabyte per request
+
+class BokehJSHandler(AssetHandler):
+    """`P/static/<path>` (and a script app's `P A/static/<path>`): BokehJS."""
+
+    def initialize(self, cache: AssetCache = BOKEHJS) -> None:  # type: ignore[override]
+        super().initialize(cache)
 
 
-class AppStaticHandler(AuthMixin, web.StaticFileHandler):
+class AppStaticHandler(AuthMixin, AssetHandler):
     """A directory app's own `static/` files: protected by the auth module like its page."""
-
-    def set_default_headers(self) -> None:
-        self.set_header("Server", "Aperture")
 
     async def prepare(self) -> None:
         await super().prepare()
@@ -124,3 +114,33 @@ class AppStaticHandler(AuthMixin, web.StaticFileHandler):
                 self.redirect(self.auth.redirect_target(self, self.settings["aperture_prefix"]))
             else:
                 raise web.HTTPError(403, reason="Authentication required")
+
+
+class WholeResponseGZip(web.GZipContentEncoding):
+    """Tornado's on-the-fly gzip, for responses written in one piece only (pages, metadata, errors).
+
+    A response written in pieces is a file streamed from disk: compressing it would cost the event
+    loop time on every request, so it goes out as it is. Held static files bring their own gzip copy.
+    """
+
+    def __init__(self, request: httputil.HTTPServerRequest) -> None:
+        super().__init__(request)
+        self._streaming = False
+
+    def transform_first_chunk(
+        self, status_code: int, headers: httputil.HTTPHeaders, chunk: bytes, finishing: bool
+    ) -> tuple[int, httputil.HTTPHeaders, bytes]:
+        vary = headers.get("Vary", "")
+        if finishing:
+            status_code, headers, chunk = super().transform_first_chunk(
+                status_code, headers, chunk, finishing
+            )
+        else:
+            self._streaming = True
+        if "accept-encoding" not in vary.lower():
+            vary = f"{vary}, Accept-Encoding" if vary else "Accept-Encoding"
+        headers["Vary"] = vary  # once, even when the handler already said it
+        return status_code, headers, chunk
+
+    def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
+        return chunk if self._streaming else super().transform_chunk(chunk, finishing)

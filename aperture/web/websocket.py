@@ -18,6 +18,7 @@ from typing import Any
 from tornado import websocket
 from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketProtocol
 
 from aperture.core import ServerCore
 from aperture.dispatch import Connection
@@ -28,11 +29,13 @@ from aperture.errors import (
     AppFailedError,
     PeerError,
     SessionError,
+    TokenError,
 )
 from aperture.security.origins import websocket_origin_allowed
 from aperture.security.tokens import VerifiedToken
-from aperture.web.relay import RELAY_HEADER, Relay, connect_owner
+from aperture.web.relay import RELAY_HEADER, Relay, connect_owner, websocket_path
 from aperture.web.requests import AuthMixin, incoming
+from aperture.web.wsprotocol import TOO_BIG, watched
 
 log = logging.getLogger("aperture.websocket")
 
@@ -143,27 +146,39 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
             return
         if self.ws_connection is None:  # the client left while the session was being made
             return
-        self.connection = Connection(session, self._write_frames, self.core.ids)
+        self.connection = Connection(
+            session, self._write_frames, self.core.ids, self.core.config.websocket_max_message_size
+        )
         self.connection.open()
         self.keepalive.sockets.add(self)
         log.info("Websocket opened for session %r of %s", session.id[:12], self.route)
 
     async def _relay_to_owner(self, verified: VerifiedToken) -> bool:
-        """Hand the connection to the sibling process that built its session, if there is one."""
-        if self.request.headers.get(RELAY_HEADER) or self.core.apps[self.route].get(verified.session_id):
+        """Hand the connection to the process of this deployment that built its session, if another.
+
+        An expired token whose owner cannot be reached is refused: only the owner can vouch that
+        the session it names exists and was opened while the token was valid.
+        """
+        if self.token is None or self.core.apps[self.route].get(verified.session_id) is not None:
             return False
-        owner = self.core.owner_of(verified.session_id, verified.payload)
-        if owner is None or self.token is None:
+        hop = self.request.headers.get(RELAY_HEADER)
+        destination = self.core.peers.destination(self.route, verified.session_id, verified.payload, hop)
+        if destination is None:
             return False
-        upstream = await connect_owner(owner, self, self.token, tls=bool(self.core.config.ssl_certfile))
+        cfg = self.core.config
+        path = websocket_path(cfg.prefix, self.route)
+        upstream = await connect_owner(destination, self, self.token, path=path, tls=bool(cfg.ssl_certfile))
         if upstream is None:
+            if verified.expired:
+                raise TokenError("token has expired")
+            log.info("Building session %r here: its owner is unreachable", verified.session_id[:12])
             return False
         if self.ws_connection is None:  # the client left meanwhile
             upstream.close()
             return True
         self.relay = Relay(self, upstream)
         self.keepalive.sockets.add(self)
-        log.info("Websocket for session %r relayed to its owner %s", verified.session_id[:12], owner)
+        log.info("Websocket for session %r relayed to its owner (%s)", verified.session_id[:12], destination)
         return True
 
     def _refuse(self, code: int, reason: str) -> None:
@@ -193,15 +208,16 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         except websocket.WebSocketClosedError:
             self.keepalive.sockets.discard(self)
 
+    def get_websocket_protocol(self) -> WebSocketProtocol | None:
+        return watched(super().get_websocket_protocol())
+
     def on_connection_close(self) -> None:
-        ws = self.ws_connection
-        if ws is not None and getattr(ws, "server_terminated", False) and not self._we_closed:
-            limit = self.settings.get("websocket_max_message_size")
-            log.warning(
-                "Websocket closed by the WebSocket layer: a frame was malformed or larger than "
-                "--websocket-max-message-size (%s bytes)",
-                limit,
-            )
+        # Only when Tornado's protocol itself refused a frame: a normal close is no news.
+        fault = getattr(self.ws_connection, "fault", None)
+        if fault is not None and not self._we_closed:
+            if fault == TOO_BIG:
+                fault += f" ({self.settings.get('websocket_max_message_size')} bytes)"
+            log.warning("Websocket closed by the WebSocket layer: %s", fault)
         super().on_connection_close()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
@@ -215,6 +231,7 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         if self.connection is not None:
             log.info("Websocket closed (peer code=%s, reason=%r)", self.close_code, self.close_reason)
             self.connection.close()
+            self.connection = None  # this handler lingers in Tornado's cycles: don't keep the session
 
     def _write_frames(self, frames: Sequence[str | bytes]) -> None:
         """Queue one Bokeh message; everything queued in one loop turn goes out in one write.

@@ -1,4 +1,4 @@
-"""The benchmark scenarios S1-S10, in report order. Each module exports `SCENARIO`."""
+"""The benchmark scenarios S1-S11, in report order. Each module exports `SCENARIO`."""
 
 from . import (
     s1_session,
@@ -11,13 +11,14 @@ from . import (
     s8_nginx,
     s9_isolation,
     s10_cleanup,
+    s11_soak,
 )
 
 SCENARIOS = [
     m.SCENARIO
     for m in (
         s1_session, s2_interaction, s3_streaming, s4_memory, s5_bigdoc,
-        s6_browser, s7_static, s8_nginx, s9_isolation, s10_cleanup,
+        s6_browser, s7_static, s8_nginx, s9_isolation, s10_cleanup, s11_soak,
     )
 ]  # fmt: skip
 BY_NAME = {s.name: s for s in SCENARIOS}

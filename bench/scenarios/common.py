@@ -58,9 +58,14 @@ class Config:
     """Run-size knobs. `q(quick, full)` picks by mode."""
 
     quick: bool = True
+    params: dict[str, str] = field(default_factory=dict)  # --param overrides, e.g. soak_users=50
 
     def q(self, quick: Any, full: Any) -> Any:
         return quick if self.quick else full
+
+    def param(self, name: str, default: Any) -> Any:
+        """A scenario size knob: the `--param name=value` given, else `default`."""
+        return self.params.get(name, default)
 
 
 @dataclass
@@ -79,6 +84,7 @@ class Scenario:
     run: Callable[[Slot, Config], Awaitable[Outcome]]
     budget_s: tuple[float, float]  # hard time limit (quick, full)
     ceiling_ok: bool = False  # can run against the trivial ceiling server
+    max_reps: int | None = None  # cap on --reps (a long scenario that repeats cycles itself)
 
 
 def percentile(values: Sequence[float], p: float) -> float:

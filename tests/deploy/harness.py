@@ -52,6 +52,9 @@ T = TypeVar("T")
 APP = REPO_ROOT / "tests" / "deploy" / "apps" / "button.py"
 APP_PATH = "/button"
 RUNS_ENV = "APERTURE_DEPLOY_RUNS_FILE"
+# Instances relay websockets to each other only when they share BOKEH_SECRET_KEY (docs/security.md).
+RELAY_KEY_ENV = "BOKEH_SECRET_KEY"
+RELAY_KEY = "deploy-tests-shared-key-" + "z" * 24
 
 
 def in_ci() -> bool:
@@ -318,7 +321,7 @@ class Deployment:
     def nginx_balanced(self, runs: Path | None = None) -> tuple[ProxyProcess, list[ServerProcess]]:
         """Three Aperture instances behind ``nginx/load-balancer.conf``; app runs logged to ``runs``."""
         port = free_port()
-        env = {RUNS_ENV: str(runs)} if runs else None
+        env = {RELAY_KEY_ENV: RELAY_KEY, **({RUNS_ENV: str(runs)} if runs else {})}
         servers = [self.aperture([allow_origin(port)], env=env) for _ in range(3)]
         backends = {f"backend{i}": f"127.0.0.1:{server.port}" for i, server in enumerate(servers, 1)}
         nginx = self.nginx("nginx/load-balancer.conf", [port], listen=f"127.0.0.1:{port}", **backends)

@@ -16,6 +16,8 @@ import pytest
 
 from tests.deploy.harness import (
     APP_PATH,
+    RELAY_KEY,
+    RELAY_KEY_ENV,
     Deployment,
     allow_origin,
     close_page,
@@ -73,7 +75,7 @@ def test_balancer_bybusyness_with_separate_websocket_balancer(
     deployment: Deployment, bokeh_page: BokehPage
 ) -> None:
     port = free_port()
-    servers = [deployment.aperture([allow_origin(port)]) for _ in range(3)]
+    servers = [deployment.aperture([allow_origin(port)], env={RELAY_KEY_ENV: RELAY_KEY}) for _ in range(3)]
     apache = deployment.apache(
         "apache/balancer.conf",
         [port],

@@ -39,6 +39,9 @@ async def test_forged_context_in_an_unsigned_token_is_ignored(server):
 
 async def test_expired_token_reconnects_within_the_window(server):
     page = server.url("/context")
+    valid = tokens.generate_token("old-page-1", expiration=300)
+    client = await BokehClient.connect(ws_url(page), valid)  # the page opened its session in time
+    await client.close()
     expired = tokens.generate_token("old-page-1", expiration=300, now=tokens.utc_now() - 3600)
     client = await BokehClient.connect(ws_url(page), expired)
     assert (await info_of(client))["id"] == "old-page-1"
