@@ -345,7 +345,9 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         ),
         glob=bool(flags.get("glob")),
         advertise_address=_host_port(flags.get("advertise_address"), "--advertise-address"),
-        worker_restart_limit=_positive(given("worker_restart_limit", 10), "--worker-restart-limit", allow_zero=True),
+        worker_restart_limit=_positive(
+            given("worker_restart_limit", 10), "--worker-restart-limit", allow_zero=True
+        ),
         worker_restart_window=_positive(given("worker_restart_window", 60), "--worker-restart-window"),
         callback_threads=_positive(given("callback_threads", 8), "--callback-threads", allow_zero=True),
         js_log_level=_env(env, "BOKEH_LOG_LEVEL") or ("debug" if bokeh_dev else "info"),

@@ -400,6 +400,8 @@ class ServerCore:
         if self.draining and existing is None:
             raise SessionError("server is shutting down")
         data, visible = self._context(verified.payload, request, trust_payload=self.config.sign_sessions)
-        session = await registry.get_or_create(verified.session_id, request=data, token=token, payload=visible)
+        session = await registry.get_or_create(
+            verified.session_id, request=data, token=token, payload=visible
+        )
         session.resumable = True
         return session
