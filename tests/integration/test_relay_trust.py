@@ -253,3 +253,20 @@ def test_token_payload_of_a_worker_names_no_address(server_factory):
     server = server_factory([f"{APPS}/demo.py"], ["--num-procs", "2"])
     payload = get_token_payload(fetch_token(server.url("/demo")))
     assert re.fullmatch(r"\|[01]", payload["__ap_owner"]), payload["__ap_owner"]
+
+
+async def test_instances_with_workers_relay_in_two_hops(server_factory, tmp_path):
+    """Instance B relays to instance A's advertised address; the A worker it reaches relays on to
+    the worker that built the session. The app runs once per page view."""
+    events = tmp_path / "events.txt"
+    env = {"HOOKS_EVENTS": str(events), "BOKEH_SECRET_KEY": SHARED_KEY}
+    first = server_factory([f"{APPS}/hooks_app.py"], ["--num-procs", "2"], env=env)
+    second = server_factory([f"{APPS}/hooks_app.py"], ["--num-procs", "2"], env=env)
+    for server in (first, second):
+        for _ in range(2):
+            server.wait_for_log(r"Worker \d serving with process id")
+    for _ in range(8):
+        token = await asyncio.to_thread(fetch_token, first.url("/hooks_app"))
+        await open_and_pull(second.url("/hooks_app"), token)
+    assert len([x for x in events.read_text().splitlines() if x.startswith("run ")]) == 8
+    assert f"relayed to its owner (instance 127.0.0.1:{first.port})" in second.logs()
