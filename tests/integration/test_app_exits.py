@@ -33,7 +33,7 @@ import pytest
 
 from aperture.security.tokens import get_session_id
 from tests.support.processes import signal_pid, wait_unreaped
-from tests.support.servers import REPO_ROOT, ServerProcess
+from tests.support.servers import REPO_ROOT, LogMark, ServerProcess
 from tests.support.wsclient import BokehClient, fetch_token, model_changed, model_id, ws_url
 
 APP = "tests/apps/exits"
@@ -104,26 +104,6 @@ class Client:
     async def runs(self) -> int:
         """How often the session's timer callback ran so far."""
         return int(text_of((await self.ws.pull()).content, "runs"))
-
-
-class LogMark:
-    """Where the server's log stood when a test began; finds lines written after that."""
-
-    def __init__(self, server: ServerProcess) -> None:
-        self.server = server
-        self.offset = len(server.logs())
-
-    def wait_for(self, pattern: str, timeout: float = 10.0) -> str:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.server.logs()[self.offset :]
-            match = regex.search(text)
-            if match:
-                return match.group(0)
-            if time.monotonic() > deadline or not self.server.running:
-                raise AssertionError(f"server logged nothing matching {pattern!r}; new lines:\n{text}")
-            time.sleep(0.05)
 
 
 def get(url: str) -> tuple[int, str]:

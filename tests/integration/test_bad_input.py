@@ -28,7 +28,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from aperture.security.tokens import generate_session_id, generate_token, utc_now
-from tests.support.servers import REPO_ROOT, ServerProcess
+from tests.support.servers import REPO_ROOT, LogMark, ServerProcess
 from tests.support.wsclient import BokehClient, Closed, fetch_token, model_changed, model_id, ws_url
 
 APPS = "tests/apps"
@@ -82,29 +82,6 @@ def get(url: str, timeout: float = 20) -> Response:
     except urllib.error.HTTPError as e:
         with e:
             return Response(e.code, e.read().decode("utf-8", "replace"), time.monotonic() - start)
-
-
-class LogMark:
-    """Where the server's log stood when a test began; finds lines written after that."""
-
-    def __init__(self, server: ServerProcess) -> None:
-        self.server = server
-        self.offset = len(server.logs())
-
-    def new(self) -> str:
-        return self.server.logs()[self.offset :]
-
-    def wait_for(self, pattern: str, timeout: float = 10.0) -> str:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.new()
-            match = regex.search(text)
-            if match:
-                return match.group(0)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server logged nothing matching {pattern!r}; new lines:\n{text}")
-            time.sleep(0.05)
 
 
 class Bystander:

@@ -26,7 +26,7 @@ from aperture.config import resolve
 from aperture.errors import ConfigError
 from aperture.security import tokens
 from aperture.security.session_ids import generate_session_id
-from tests.support.servers import ServerProcess
+from tests.support.servers import LogMark, ServerProcess
 from tests.support.wsclient import TOKEN_RE, BokehClient, Closed, fetch_token, model_id, ws_url
 
 APPS = "tests/apps"
@@ -35,27 +35,6 @@ LAYER_WARNING = "closed by the WebSocket layer"
 
 
 # -- helpers: raw HTTP and WebSocket over any stream socket ------------------------------------------
-
-
-class LogMark:
-    """Where a server's log stood; `new()` is what it wrote since."""
-
-    def __init__(self, server: ServerProcess) -> None:
-        self.server = server
-        self.offset = len(server.logs())
-
-    def new(self) -> str:
-        return self.server.logs()[self.offset :]
-
-    def wait_for(self, pattern: str, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            match = re.search(pattern, self.new())
-            if match:
-                return match.group(0)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nothing matching {pattern!r} in the new log lines:\n{self.new()}")
-            time.sleep(0.05)
 
 
 def read_head(sock: socket.socket) -> tuple[int, bytes]:

@@ -160,17 +160,22 @@ async def test_validly_signed_hint_still_cannot_carry_a_path(server_factory, lis
     server.wait_for_log("not a valid hint")
 
 
+def socket_inodes(pid: int) -> set[str]:
+    """Inode numbers of the sockets process `pid` holds open."""
+    inodes: set[str] = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
 def tcp_listen_ports(pids: set[int]) -> set[int]:
     """Ports of the TCP sockets in LISTEN state held open by any of `pids`."""
-    inodes: set[str] = set()
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+    inodes = set().union(*(socket_inodes(pid) for pid in pids))
     ports: set[int] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
@@ -205,14 +210,7 @@ async def test_workers_listen_only_where_the_operator_asked(server_factory, tmp_
 
 
 def _unix_socket_paths(pid: int) -> list[str]:
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+    inodes = socket_inodes(pid)
     paths = []
     for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
         fields = line.split()

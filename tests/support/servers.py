@@ -313,3 +313,27 @@ def _wait_group_gone(pgid: int, timeout: float) -> None:
         except (ProcessLookupError, PermissionError):
             return
         time.sleep(0.02)
+
+
+class LogMark:
+    """Where a server's log stood when a test step began; finds what it wrote after that."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.offset = len(server.logs())
+
+    def new(self) -> str:
+        return self.server.logs()[self.offset :]
+
+    def wait_for(self, pattern: str, timeout: float = 10.0) -> str:
+        """The first match of `pattern` in the new lines; fails after `timeout` or if the server died."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.new()
+            match = regex.search(text)
+            if match:
+                return match.group(0)
+            if time.monotonic() > deadline or not self.server.running:
+                raise AssertionError(f"server logged nothing matching {pattern!r}; new lines:\n{text}")
+            time.sleep(0.05)
