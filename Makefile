@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 serve: $(STAMP)
-	$(VENV)/bin/aperture serve examples/sliders.py examples/streaming.py examples/dashboard --port $(PORT)
+	$(VENV)/bin/aperture serve examples/sliders.py examples/streaming.py examples/dashboard examples/panel_dashboard.py --port $(PORT)
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check aperture tests bench examples

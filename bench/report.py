@@ -155,6 +155,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_fmt(ld.get('loadgen_pct'))} | {_fmt(ld.get('other_pct'))} ({_fmt(ld.get('other_max_pct'))}) | {la} | "
             f"{err[:120]} |"
         )
+    for sc in SCENARIOS:
+        runs = [r for r in results["runs"] if r["scenario"] == sc.name]
+        if sc.details is not None and runs:
+            out += ["", f"## {sc.name} {sc.title}", ""] + sc.details(runs)
     out += ["", "## What each scenario measures", ""]
     out += [f"- {' '.join(s.measures.split())}" for s in SCENARIOS]
     return "\n".join(out) + "\n"

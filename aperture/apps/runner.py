@@ -18,10 +18,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
+import bokeh.io.state as bokeh_state
 from bokeh.application import Application
 from bokeh.document import Document
 from bokeh.settings import settings
 
+from aperture.apps import panel_support
 from aperture.apps.curdoc import patched
 from aperture.apps.guard import AppExit, contained
 from aperture.errors import AppFailedError
@@ -69,6 +71,7 @@ class AppRunner:
 
     def build_document(self, doc: Document, session_id: str = "") -> AppFailure | None:
         """Run every handler on `doc`; the first failing handler stops the build."""
+        default = _default_document()
         try:
             with contained(), patched(doc):
                 for handler in self.application.handlers:
@@ -88,7 +91,9 @@ class AppRunner:
                 "Error running app %s for session %r: %s", self.route, session_id[:12], exc, exc_info=True
             )
             return AppFailure(_summary(exc), _traceback(exc))
-        if settings.perform_document_validation():
+        finally:
+            _restore_default_document(doc, default)
+        if not panel_support.document_built(doc, self.route) and settings.perform_document_validation():
             doc.validate()
         return None
 
@@ -135,6 +140,7 @@ class AppRunner:
                 log.exception("Error in on_server_unloaded of app %s", self.route)
 
     async def session_created(self, session_context: Any) -> None:
+        await panel_support.session_created(session_context, self.route)
         for handler in self.application.handlers:
             try:
                 with contained():
@@ -146,7 +152,7 @@ class AppRunner:
                 )
 
     async def session_destroyed(self, session_context: Any) -> None:
-        """The handlers' hooks, then the document's own `on_session_destroyed` callbacks."""
+        """The handlers' `on_session_destroyed` hooks (`app_hooks.py` and the like)."""
         where = f"of app {self.route}, session {_session(session_context)}"
         for handler in self.application.handlers:
             try:
@@ -155,6 +161,10 @@ class AppRunner:
                 await _settle(result)
             except Exception:
                 log.exception("Error in on_session_destroyed %s", where)
+
+    async def document_destroyed(self, session_context: Any) -> None:
+        """The document's own `on_session_destroyed` callbacks (`doc.on_session_destroyed`)."""
+        where = f"of app {self.route}, session {_session(session_context)}"
         document = session_context.document
         callbacks = document.session_destroyed_callbacks
         document.session_destroyed_callbacks = set()
@@ -165,6 +175,24 @@ class AppRunner:
                 await _settle(result)
             except Exception:
                 log.exception("Error in a document on_session_destroyed callback %s", where)
+
+
+def _default_document() -> Document | None:
+    """Bokeh's process-wide default document (`curdoc()` outside a session), not creating one."""
+    state = bokeh_state._STATE
+    return None if state is None else state.document
+
+
+def _restore_default_document(doc: Document, default: Document | None) -> None:
+    """Undo app code that made the session's document the process-wide default.
+
+    Panel's script runner "restores" the `curdoc()` it found, which here is the session's
+    document, as Bokeh's default: that would keep the session alive after it ends, and hand
+    it to any later `curdoc()` outside a session.
+    """
+    state = bokeh_state._STATE
+    if state is not None and state.document is doc:
+        state.document = default if default is not None else Document()
 
 
 def _summary(exc: Exception) -> str:

@@ -23,7 +23,7 @@ from aperture.apps.runner import AppRunner
 from aperture.errors import AppFailedError, SessionError
 from aperture.protocol import MessageIds
 from aperture.sessions.context import RequestData, ServerContext, SessionContext
-from aperture.sessions.session import Session
+from aperture.sessions.session import Session, detach_models
 
 log = logging.getLogger("aperture.sessions")
 
@@ -52,6 +52,10 @@ class SessionRegistry:
 
     @property
     def url(self) -> str:
+        return self.runner.route
+
+    @property
+    def _url(self) -> str:  # what Panel reads of Bokeh's ApplicationContext (see apps/panel_support)
         return self.runner.route
 
     def live_sessions(self) -> list[Session]:
@@ -109,8 +113,8 @@ class SessionRegistry:
         failure = self.runner.build_document(doc, session_id)
         if failure is not None:
             context.mark_destroyed()
+            await self._run_destroyed_hooks(context)
             doc.modules.destroy()
-            await self.runner.session_destroyed(context)
             raise AppFailedError(failure.summary, failure.detail)
         return Session(
             session_id,
@@ -142,8 +146,17 @@ class SessionRegistry:
         if session.destroyed:
             return
         session.retire()
-        await self.runner.session_destroyed(session.context)
+        await self._run_destroyed_hooks(session.context)
         session.release()
+
+    async def _run_destroyed_hooks(self, context: SessionContext) -> None:
+        """Bokeh's order without its emptied document: the handlers' `on_session_destroyed`
+        hooks see the session whole; then the models leave the document (values intact) and the
+        document's own callbacks run, as Panel's clean-up expects. The app's module globals stay
+        for both, until `Session.release`."""
+        await self.runner.session_destroyed(context)
+        detach_models(context.document)
+        await self.runner.document_destroyed(context)
 
     async def destroy_all(
         self, work_deadline: float | None = None, hook_deadline: float | None = None
@@ -186,9 +199,7 @@ class SessionRegistry:
             )
         self.hooks_running.add(f"on_session_destroyed of {label}")
         try:
-            await asyncio.wait_for(
-                self.runner.session_destroyed(session.context), seconds_left(hook_deadline)
-            )
+            await asyncio.wait_for(self._run_destroyed_hooks(session.context), seconds_left(hook_deadline))
         except TimeoutError:
             log.error("on_session_destroyed of %s did not finish by the shutdown deadline", label)
             return left or f"on_session_destroyed of {label} is still running"

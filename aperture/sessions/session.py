@@ -32,6 +32,7 @@ from bokeh.document import Document
 
 from aperture.apps.curdoc import patched
 from aperture.apps.guard import contained
+from aperture.apps.panel_support import EventSink
 from aperture.protocol import Buffer, MessageIds, RawJSON, encode, patch_doc
 from aperture.sessions import wire
 from aperture.sessions.callbacks import SessionCallbacks
@@ -195,6 +196,31 @@ class Session:
     def busy(self) -> bool:
         return self._busy > 0
 
+    # -- what code written for Bokeh's ServerSession uses (Panel) ------------------------
+
+    def block_expiration(self) -> None:
+        """Keep the session from being discarded as unused until `unblock_expiration`."""
+        self._busy += 1
+
+    def unblock_expiration(self) -> None:
+        self._busy = max(0, self._busy - 1)
+
+    @property
+    def _subscribed_connections(self) -> tuple[EventSink, ...]:
+        # Panel's `unlocked()` holds a document's events and writes them to these itself.
+        return (EventSink(self),)
+
+    def send_events(self, events: Sequence[Any]) -> None:
+        """Send document events that were applied but held back from `_document_patched` (by
+        Panel's `unlocked()`, on the loop thread) to every subscriber, as one PATCH-DOC."""
+        if not self._subscribers:
+            self.document.models.flush_synced()
+            return
+        content, buffers = wire.encode_events(self.document, events)
+        frames = encode(patch_doc(self._ids(), content, buffers))
+        for subscriber in tuple(self._subscribers):
+            self._on_loop(subscriber.send_frames, frames)
+
     def notify_connection_lost(self) -> None:
         from bokeh.events import ConnectionLost
 
@@ -216,7 +242,8 @@ class Session:
         """Stop timers and refuse further locked work; the context reports `destroyed`.
 
         The document (and the app module's globals) stay intact until `release`, so
-        `on_session_destroyed` hooks that run in between can still use them.
+        `on_session_destroyed` hooks that run in between can still use them (the document's
+        own callbacks run after `detach_models`).
         """
         self.destroyed = True
         self._callbacks.remove_all()
@@ -228,21 +255,28 @@ class Session:
         Like `Document.destroy`, minus its full `gc.collect()` and the module-referrer scan
         (`gc.get_referrers`), both O(heap) per session: under churn they stalled every other
         session for seconds. Instead the reference cycles are cut, so that reference counting
-        frees the session as soon as its last holder lets go: left to the cyclic collector,
-        dead documents waited for a full collection, hundreds at a time under churn, and
-        raised the memory high-water mark that the allocator keeps afterwards.
+        frees the session, its document and the request it keeps (headers, cookies) as soon as
+        its last holder lets go. Left to the cyclic collector, dead sessions waited for a full
+        collection, a hundred and more at a time under churn, and raised the peak memory that
+        the allocator keeps afterwards (bench S11).
         """
         doc = self.document
         models = [*doc.models, *doc.config.references()]
         doc.remove_on_change(self)
-        for callback_obj in doc.session_callbacks:  # Bokeh's wrapper of each holds the document
-            doc.callbacks.remove_session_callback(callback_obj)
+        # Bokeh's wrapper of each timer callback holds the document; removing them the public way
+        # would run the app's on_change callbacks from here, so the set is emptied directly.
+        doc.callbacks._session_callbacks.clear()
         doc.callbacks.destroy()
         doc.models.destroy()
         for model in models:  # a property's container value points back at its model (`_owners`)
             model._property_values.clear()
             model._unstable_default_values.clear()
             model._unstable_themed_values.clear()
+            # Python callbacks hold app objects and often the document; a model kept from outside
+            # (Panel's per-document `pn.state` registries hold their values strongly) must not
+            # keep the document and everything in it alive.
+            model._callbacks.clear()
+            model._event_callbacks.clear()
         modules = doc.modules._modules  # the per-session `bokeh_app_*` modules (Bokeh has no public list)
         for module in modules:
             sys.modules.pop(module.__name__, None)
@@ -250,3 +284,16 @@ class Session:
         modules.clear()
         self.context.detach()  # the context and the timers point back at this session
         self._callbacks.detach()
+
+
+def detach_models(document: Document) -> None:
+    """Take every model out of `document`, keeping the models' values, the roots and the app's globals.
+
+    Bokeh runs a document's own `on_session_destroyed` callbacks only after its teardown has
+    detached the models from it, and Panel's callbacks rely on that: with `model.document`
+    still set, Panel's `_server_destroy` deleted its record of a document twice and raised
+    `KeyError`, skipping the rest of its clean-up. Unlike Bokeh's teardown, property values
+    stay readable, and a change made from a callback reaches no session.
+    """
+    for model in [*document.models, *document.config.references()]:
+        model.document = None

@@ -1,8 +1,10 @@
 """The URL layout: which handler answers which path, under the configured prefix.
 
 Order matters (first match wins): favicon (never prefixed), then per app the page,
-`/ws`, `/metadata`, `/autoload.js` and `/static/`, then the index and the BokehJS
-`/static/`. App routes are escaped, so `c++.py` is served at `/c++`.
+`/ws`, `/metadata`, `/autoload.js` and `/static/`, then the index, the extensions'
+`/static/extensions/` and the BokehJS `/static/`. App routes are escaped, so `c++.py` is
+served at `/c++`. An app's `/static/` that mirrors BokehJS mirrors the extensions too: Panel
+links some assets relative to the page, which resolve there when the page URL ends in `/`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from aperture.web.handlers import (
     MetadataHandler,
     ReadyHandler,
 )
-from aperture.web.static import AppStaticHandler, BokehJSHandler, WholeResponseGZip, app_static_cache
+from aperture.web.static import (
+    AppStaticHandler,
+    BokehJSHandler,
+    ExtensionAssets,
+    ExtensionHandler,
+    WholeResponseGZip,
+    app_static_cache,
+)
 from aperture.web.websocket import BokehWebSocket, KeepAlive
 
 Rule = tuple[str, type[web.RequestHandler], dict[str, Any]]
@@ -36,6 +45,7 @@ def build_rules(
     cfg = core.config
     prefix = re.escape(cfg.prefix)
     common = {"core": core, "renderer": renderer}
+    extensions = {"extensions": ExtensionAssets(revalidate=cfg.dev is not None)}
     rules: list[Rule] = [
         (prefix + "/healthz", HealthHandler, common),
         (prefix + "/readyz", ReadyHandler, common),
@@ -55,10 +65,12 @@ def build_rules(
         if static:
             rules.append((base + "/static/(.*)", AppStaticHandler, {"cache": app_static_cache(static)}))
         else:
+            rules.append((base + "/static/extensions/(.*)", ExtensionHandler, extensions))
             rules.append((base + "/static/(.*)", BokehJSHandler, {}))
     rules += [(re.escape(cfg.prefix) + path, handler, {}) for path, handler in auth.endpoints("")]
     if cfg.use_index:
         rules.append((prefix + "/?", IndexHandler, {**common, "index": cfg.index}))
+    rules.append((prefix + "/static/extensions/(.*)", ExtensionHandler, extensions))
     rules.append((prefix + "/static/(.*)", BokehJSHandler, {}))
     return rules
 

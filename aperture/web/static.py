@@ -1,4 +1,4 @@
-"""Static files: BokehJS and directory apps' `static/` folders, from a bounded memory cache.
+"""Static files: BokehJS, extensions' assets and apps' `static/` folders, from bounded memory caches.
 
 Each file is found by its real path (`AssetCache.locate`: every spelling of a path names one
 entry, a miss is remembered nowhere, a NUL byte or an undecodable path is a plain 404), then
@@ -9,14 +9,21 @@ root and symlinks again; `WholeResponseGZip` keeps Tornado from compressing thos
 event loop per request. URLs carrying `?v=` are immutable and cached for ten years; every
 response has a strong ETag (the file's SHA-512, as the reference), so revalidation is a cheap 304.
 Directory apps' own `static/` folders sit behind the auth module and are re-read when they change.
+Extensions' assets (`P/static/extensions/<name>/<path>`, Panel's among them) get one cache per
+extension, made the first time a request names an extension `aperture.extensions` can find; a
+name that finds none is a 404 that leaves nothing behind, so the number of caches is bounded by
+the extensions installed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
 from tornado import httputil, web
 
+from aperture.extensions import installed_dir, registered_dir
 from aperture.pages import STATIC_DIR
 from aperture.web.assets import Asset, AssetCache
 from aperture.web.requests import AuthMixin
@@ -24,6 +31,9 @@ from aperture.web.requests import AuthMixin
 TEN_YEARS = 10 * 365 * 24 * 3600
 APP_STATIC_FILE_BYTES = 4 * 1024 * 1024  # bigger files of an app's static/ are streamed from disk
 APP_STATIC_TOTAL_BYTES = 64 * 1024 * 1024  # per app, gzip copies included
+# Per extension: Panel ships ~100 MB of optional bundles, so hold what pages use, within a budget.
+EXTENSION_FILE_BYTES = 8 * 1024 * 1024
+EXTENSION_TOTAL_BYTES = 32 * 1024 * 1024
 UNDECODABLE = "\x00"  # no file has a NUL in its name, so `locate` answers 404
 
 # BokehJS never changes while the server runs: held whole (~24 MB at most, plus gzip copies).
@@ -38,6 +48,32 @@ def app_static_cache(path: str) -> AssetCache:
         max_total_bytes=APP_STATIC_TOTAL_BYTES,
         revalidate=True,
     )
+
+
+class ExtensionAssets:
+    """One `AssetCache` per BokehJS extension, made when a request first names the extension."""
+
+    def __init__(self, *, revalidate: bool = False) -> None:
+        self.revalidate = revalidate  # --dev: an extension being rebuilt is served fresh
+        self._caches: dict[str, tuple[Path, AssetCache]] = {}
+
+    def cache(self, name: str) -> AssetCache | None:
+        """The cache of extension `name`'s artifacts directory, or None for no extension."""
+        registered = registered_dir(name)
+        held = self._caches.get(name)
+        if held is not None and (registered is None or registered == held[0]):
+            return held[1]
+        directory = registered or installed_dir(name)
+        if directory is None or not os.path.isdir(directory):
+            return None
+        cache = AssetCache(
+            directory,
+            max_file_bytes=EXTENSION_FILE_BYTES,
+            max_total_bytes=EXTENSION_TOTAL_BYTES,
+            revalidate=self.revalidate,
+        )
+        self._caches[name] = (directory, cache)
+        return cache
 
 
 class AssetHandler(web.StaticFileHandler):
@@ -102,6 +138,23 @@ class BokehJSHandler(AssetHandler):
 
     def initialize(self, cache: AssetCache = BOKEHJS) -> None:  # type: ignore[override]
         super().initialize(cache)
+
+
+class ExtensionHandler(AssetHandler):
+    """`P/static/extensions/<name>/<path>` (and a script app's `P A/static/extensions/...`)."""
+
+    def initialize(self, extensions: ExtensionAssets) -> None:  # type: ignore[override]
+        super().initialize(BOKEHJS)  # replaced per request by the named extension's cache
+        self.extensions = extensions
+
+    async def get(self, path: str, include_body: bool = True) -> None:
+        name, _, rest = path.partition("/")
+        cache = self.extensions.cache(name)
+        if cache is None:
+            raise web.HTTPError(404)
+        self.cache = cache
+        self.root = cache.root
+        await super().get(rest, include_body)
 
 
 class AppStaticHandler(AuthMixin, AssetHandler):

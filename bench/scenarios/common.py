@@ -85,6 +85,7 @@ class Scenario:
     budget_s: tuple[float, float]  # hard time limit (quick, full)
     ceiling_ok: bool = False  # can run against the trivial ceiling server
     max_reps: int | None = None  # cap on --reps (a long scenario that repeats cycles itself)
+    details: Callable[[list[dict[str, Any]]], list[str]] | None = None  # extra report section (Markdown)
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -2,7 +2,7 @@
 
 Each app must render (a painted canvas, no browser errors) and a widget change
 made in the browser must reach its Python callback and come back as a change the
-browser can see. One server serves all three examples and one browser serves the
+browser can see. One server serves all the examples and one browser serves the
 whole module; each test gets its own page, hence its own session. Models are
 found by their ``name=`` through BokehJS (see ``tests/support/browser.py``).
 """
@@ -13,6 +13,7 @@ import re
 import time
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,7 +23,7 @@ from tests.support.servers import REPO_ROOT, ServerProcess
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
 EXAMPLES = REPO_ROOT / "examples"
-APPS = [EXAMPLES / "sliders.py", EXAMPLES / "streaming.py", EXAMPLES / "dashboard"]
+APPS = [EXAMPLES / "sliders.py", EXAMPLES / "streaming.py", EXAMPLES / "dashboard", EXAMPLES / "panel_dashboard.py"]
 # The browser loads pages from 127.0.0.1, while the default allow-list is localhost:<port>.
 ALLOW_SELF = "--allow-websocket-origin=127.0.0.1:{port}"
 
@@ -194,3 +195,56 @@ def test_dashboard_session_hooks_run(server_factory: Any, bokeh_page: BokehPage)
     for session_id in created:
         server.wait_for_log(rf"dashboard: session {re.escape(session_id)} destroyed")
     bokeh_page.assert_no_errors()
+
+
+# -- panel_dashboard (Panel, hvplot, Tabulator) ------------------------------------------------
+
+
+def keep_offline(page: BokehPage) -> list[str]:
+    """Abort every request for a host other than the loopback; return the list they are added to."""
+    aborted: list[str] = []
+
+    def leaves_machine(url: str) -> bool:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and parts.hostname not in ("127.0.0.1", "localhost")
+
+    def abort(route: Any) -> None:
+        aborted.append(f"{route.request.resource_type} {route.request.url}")
+        route.abort()
+
+    page.page.route(leaves_machine, abort)
+    return aborted
+
+
+def test_panel_dashboard_renders_and_follows_its_widgets(
+    server: ServerProcess, bokeh_page: BokehPage
+) -> None:
+    aborted = keep_offline(bokeh_page)
+    bokeh_page.open(server.url("/panel_dashboard"), timeout_ms=60_000)  # the first page imports Panel
+    bokeh_page.wait_for_painted_canvas()
+    page = bokeh_page.page
+    assert page.title() == "Panel dashboard"
+    page.get_by_text("sine: 50 samples").wait_for()
+
+    # Each change goes to Python, which recomputes the plot, the table and the summary.
+    page.locator(".signal select").select_option("cosine")
+    page.get_by_text("cosine: 50 samples, mean").wait_for()
+    page.wait_for_function(
+        """() => Array.from(Bokeh.documents[0].all_models)
+            .some((model) => model.type === "Title" && model.text === "cosine")"""
+    )
+    first_y = page.locator(".table .tabulator-cell[tabulator-field=y]").first
+    page.wait_for_function("(cell) => cell.innerText === '1.0'", arg=first_y.element_handle())  # cos(0)
+
+    page.locator(".samples .noUi-handle").focus()
+    page.keyboard.press("ArrowRight")
+    page.get_by_text("cosine: 60 samples").wait_for()
+
+    page.locator(".table .tabulator-cell[tabulator-field=x]").nth(1).click()
+    page.get_by_text("selected x = ").wait_for()
+
+    # Panel links two stylesheets on its CDN under any Bokeh server but its own (the Tabulator
+    # theme and the template's web font); everything else must come from the server.
+    assert all(request.startswith("stylesheet ") for request in aborted), aborted
+    failed = tuple(re.escape(f"({request.split(' ', 1)[1]})") + "$" for request in aborted)
+    bokeh_page.assert_no_errors(ignore=failed)

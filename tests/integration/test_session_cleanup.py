@@ -57,7 +57,9 @@ def left_behind(server: ServerProcess, url: str) -> tuple[int, int]:
 
 
 @pytest.mark.timeout(90)
-async def test_reaped_sessions_leave_no_document_behind(server_factory):
+async def test_reaped_sessions_leave_no_document_behind(server_factory, serving_bokeh):
+    if serving_bokeh:
+        pytest.skip("bokeh serve keeps some destroyed documents alive; the guarantee is Aperture's")
     server = server_factory([APP], REAP_ARGS)
     url = server.url("/gc_probe")
     assert left_behind(server, url) == (0, 0)  # nothing yet: the report itself is sound

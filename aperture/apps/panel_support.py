@@ -1,0 +1,113 @@
+"""Panel's own per-session set-up, for apps that use Panel; the one module that talks to Panel.
+
+`panel serve` serves every app through Panel's Bokeh `Application` subclass
+(`panel.io.application.Application`, also behind `pn.serve` and Panel's FastAPI integration).
+Its `on_session_created` runs the callbacks registered with `pn.state.on_session_created` (and
+process-wide `pn.state.on_session_destroyed`); its `initialize_document` hooks `pn.state.onload`
+callbacks to the browser's `document_ready` event (which is also when Panel starts treating
+the session as loaded), sets `pn.state.base_url`/`rel_path`, and renders a `pn.state.template`
+the app filled but did not serve. `bokeh serve` uses Bokeh's `Application`, so none of that
+happens there. Aperture keeps running the app's own handlers itself and calls these two public
+methods of one Panel `Application` without handlers around them. A loaded session's changes
+Panel writes to the session's connections itself (`unlocked()`), which `EventSink` takes in.
+Invariant: nothing here imports Panel unless the process already has (the app did), so plain
+Bokeh apps never load it; and a failure here is logged, never fails the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from bokeh.document import Document
+
+from aperture.apps.curdoc import patched
+from aperture.apps.guard import contained
+
+log = logging.getLogger("aperture.apps")
+
+_application: Any = None  # Panel's Application without handlers, made once Panel is imported
+
+
+class EventSink:
+    """What a session's `_subscribed_connections` holds: all its connections, as one.
+
+    Once a session is loaded, Panel's `unlocked()` holds the events of a change and writes them
+    to the connections of Bokeh's `ServerSession` itself, dispatching on the type of each
+    connection's `_socket`; this type is registered with Panel (`extra_socket_handlers`) so
+    the events go to `send_events`, which sends them to every subscriber as one PATCH-DOC.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._socket = self
+
+    def send_events(self, events: Any) -> list[Any]:
+        self._session.send_events(events)
+        return []  # nothing for Panel to await: the frames are queued
+
+
+def _write_to_sink(conn: EventSink, events: Any = None, msg: Any = None) -> list[Any]:
+    if events is None:  # only after `conn.protocol` made a Bokeh message, which a sink cannot
+        raise TypeError("Aperture sessions take document events, not Bokeh protocol messages")
+    return conn.send_events(events)
+
+
+def panel_application() -> Any:
+    """A handler-less `panel.io.application.Application` once this process imported Panel, else None.
+
+    Asked per session: a script app imports Panel during its first session's build.
+    """
+    global _application
+    if _application is None and "panel" in sys.modules:
+        from panel.io.application import Application
+        from panel.io.document import extra_socket_handlers
+
+        extra_socket_handlers[EventSink] = _write_to_sink  # type: ignore[assignment]  # (Panel annotates too narrowly)
+        _application = Application()  # type: ignore[no-untyped-call]
+    return _application
+
+
+async def session_created(session_context: Any, route: str) -> None:
+    """Panel's part of a new session, before the app's own `on_session_created` hooks."""
+    application = panel_application()
+    if application is None:
+        return
+    try:
+        with contained():
+            await application.on_session_created(session_context)
+    except Exception:
+        log.exception("Error in Panel's on_session_created callbacks of app %s", route)
+
+
+def document_built(doc: Document, route: str) -> bool:
+    """Panel's part of a document the app's handlers have built; True if Panel did it.
+
+    Panel's `initialize_document` ends with Bokeh's, which validates the document (the
+    handlers, already run, are not Panel's), so the caller need not validate again. Then,
+    as the page handler of `panel serve` does, the components' stylesheets are pointed at
+    this server's copy of Panel's assets (`dist_url`) instead of Panel's CDN.
+    """
+    application = panel_application()
+    if application is None:
+        return False
+    try:
+        with contained(), patched(doc):
+            application.initialize_document(doc)
+            _serve_stylesheets_locally(doc)
+    except Exception:
+        log.exception("Error in Panel's per-session set-up of app %s; pn.state.onload may not run", route)
+        return False
+    return True
+
+
+def _serve_stylesheets_locally(doc: Document) -> None:
+    from panel import state
+    from panel.io.resources import patch_model_css
+
+    here = "static/extensions/panel/"  # relative: right behind --prefix; absolute for autoload.js
+    dist_url = f"{state.rel_path}/{here}" if state.rel_path else here
+    dist_url = doc.template_variables.setdefault("dist_url", dist_url)
+    for root in doc.roots:
+        patch_model_css(root, dist_url=dist_url)
