@@ -3,7 +3,11 @@
 The sidebar picks a signal, how many samples to take and how much noise to add;
 the plot, the table of samples and the summary follow through ``pn.bind``.
 Selecting rows in the table marks them in the summary. Everything is computed
-here with numpy, so the app needs no network.
+here with numpy, and Aperture serves Panel's assets itself (as ``panel serve``
+does), so the app needs no network. The plot is a ``pn.pane.HoloViews`` whose
+object is bound, which also updates under ``bokeh serve``; a ``hv.DynamicMap``
+of a bound function updates only where Panel's ``document_ready`` hook is wired
+(``panel serve``, Aperture).
 
 Serve it with ``aperture serve examples/panel_dashboard.py`` (or ``bokeh serve``)
 and open http://localhost:5006/panel_dashboard. Components carry ``css_classes``
@@ -17,9 +21,6 @@ import pandas as pd
 import panel as pn
 
 pn.extension("tabulator")
-# `panel serve` points Panel's component stylesheets at this server by itself; under
-# `bokeh serve` and Aperture they would come from Panel's CDN unless the page says so.
-pn.state.curdoc.template_variables["dist_url"] = "static/extensions/panel/"
 
 SIGNALS = {
     "sine": np.sin,
@@ -68,7 +69,9 @@ pn.template.FastListTemplate(
     title="Panel dashboard",
     sidebar=[signal, samples, noise],
     main=[
-        pn.pane.HoloViews(pn.bind(plot, signal, samples, noise), css_classes=["plot"], sizing_mode="stretch_width"),
+        pn.pane.HoloViews(
+            pn.bind(plot, signal, samples, noise), css_classes=["plot"], sizing_mode="stretch_width"
+        ),
         pn.pane.Markdown(
             pn.bind(summary, signal, samples, noise, table.param.selection), css_classes=["summary"]
         ),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import weakref
 from typing import Any
 
 from bokeh.document import Document
@@ -28,6 +29,8 @@ from aperture.apps.guard import contained
 log = logging.getLogger("aperture.apps")
 
 _application: Any = None  # Panel's Application without handlers, made once Panel is imported
+_unavailable = False  # this Panel has no such Application: do not try again
+_documents: weakref.WeakSet[Document] = weakref.WeakSet()  # the ones Panel set up
 
 
 class EventSink:
@@ -57,15 +60,21 @@ def _write_to_sink(conn: EventSink, events: Any = None, msg: Any = None) -> list
 def panel_application() -> Any:
     """A handler-less `panel.io.application.Application` once this process imported Panel, else None.
 
-    Asked per session: a script app imports Panel during its first session's build.
+    Asked per session: a script app imports Panel during its first session's build. If this
+    Panel lacks what Aperture uses, that is logged once and Panel apps run as under `bokeh serve`.
     """
-    global _application
-    if _application is None and "panel" in sys.modules:
-        from panel.io.application import Application
-        from panel.io.document import extra_socket_handlers
+    global _application, _unavailable
+    if _application is None and not _unavailable and "panel" in sys.modules:
+        try:
+            from panel.io.application import Application
+            from panel.io.document import extra_socket_handlers
 
-        extra_socket_handlers[EventSink] = _write_to_sink  # type: ignore[assignment]  # (Panel annotates too narrowly)
-        _application = Application()  # type: ignore[no-untyped-call]
+            # (Panel annotates the handlers as taking one argument; they take up to three)
+            extra_socket_handlers[EventSink] = _write_to_sink  # type: ignore[assignment]
+            _application = Application()  # type: ignore[no-untyped-call]
+        except Exception:
+            _unavailable = True
+            log.exception("Panel's session set-up is unavailable; Panel apps run as under bokeh serve")
     return _application
 
 
@@ -99,7 +108,16 @@ def document_built(doc: Document, route: str) -> bool:
     except Exception:
         log.exception("Error in Panel's per-session set-up of app %s; pn.state.onload may not run", route)
         return False
+    _documents.add(doc)
     return True
+
+
+def is_panel_document(doc: Document) -> bool:
+    """Whether Panel set `doc` up. Panel then takes the thread that built the document (the
+    event loop's) as the only one that may change it directly: from any other, it defers the
+    change to a next-tick callback, expecting that to run there. So all of such a session's
+    app code must run on the event loop, as under `panel serve`."""
+    return doc in _documents
 
 
 def _serve_stylesheets_locally(doc: Document) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from bokeh.document import Document
 
+from aperture.apps import panel_support
 from aperture.apps.runner import AppRunner
 from aperture.errors import AppFailedError, SessionError
 from aperture.protocol import MessageIds
@@ -122,7 +123,7 @@ class SessionRegistry:
             context,
             ids=self._ids,
             clock=self._clock,
-            executor=self._executor,
+            executor=None if panel_support.is_panel_document(doc) else self._executor,
             app=self.runner.route,
         )
 

@@ -23,7 +23,12 @@ from tests.support.servers import REPO_ROOT, ServerProcess
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
 EXAMPLES = REPO_ROOT / "examples"
-APPS = [EXAMPLES / "sliders.py", EXAMPLES / "streaming.py", EXAMPLES / "dashboard", EXAMPLES / "panel_dashboard.py"]
+APPS = [
+    EXAMPLES / "sliders.py",
+    EXAMPLES / "streaming.py",
+    EXAMPLES / "dashboard",
+    EXAMPLES / "panel_dashboard.py",
+]
 # The browser loads pages from 127.0.0.1, while the default allow-list is localhost:<port>.
 ALLOW_SELF = "--allow-websocket-origin=127.0.0.1:{port}"
 
@@ -217,7 +222,7 @@ def keep_offline(page: BokehPage) -> list[str]:
 
 
 def test_panel_dashboard_renders_and_follows_its_widgets(
-    server: ServerProcess, bokeh_page: BokehPage
+    server: ServerProcess, bokeh_page: BokehPage, serving_bokeh: bool
 ) -> None:
     aborted = keep_offline(bokeh_page)
     bokeh_page.open(server.url("/panel_dashboard"), timeout_ms=60_000)  # the first page imports Panel
@@ -243,8 +248,14 @@ def test_panel_dashboard_renders_and_follows_its_widgets(
     page.locator(".table .tabulator-cell[tabulator-field=x]").nth(1).click()
     page.get_by_text("selected x = ").wait_for()
 
-    # Panel links two stylesheets on its CDN under any Bokeh server but its own (the Tabulator
-    # theme and the template's web font); everything else must come from the server.
+    # Panel links two stylesheets on its CDN under any server (the Tabulator theme and the
+    # template's web font), neither needed to render; everything else comes from the server
+    # (under bokeh serve, Panel's component stylesheets come from its CDN too).
     assert all(request.startswith("stylesheet ") for request in aborted), aborted
+    if not serving_bokeh:
+        known = re.compile(
+            r"stylesheet https://(cdn\.holoviz\.org/.*/datatabulator/|fonts\.googleapis\.com/)"
+        )
+        assert all(known.match(request) for request in aborted), aborted
     failed = tuple(re.escape(f"({request.split(' ', 1)[1]})") + "$" for request in aborted)
     bokeh_page.assert_no_errors(ignore=failed)

@@ -12,24 +12,29 @@ Each test checks that the page renders, that something done in the browser
 reached a Python callback (the app prints a line) and came back as a visible
 change, that the browser saw no errors and that the server logged none. No
 request may leave the machine: requests for any host but the loopback are
-aborted and recorded. Panel still links two stylesheets on its CDN under any
-Bokeh server but its own (the Tabulator theme that BokehJS's bundle adds to the
-page head, and the FAST template's web font); the tests allow exactly those
-stylesheets to fail, because neither is needed to render, and require every
-script, data request and other stylesheet to come from the server.
+aborted and recorded, and only stylesheets may be among them. Under ``bokeh
+serve`` Panel points every component's stylesheets at its CDN (only ``panel
+serve`` rewrites them to the server's copy, as Aperture does); under Aperture the
+only ones left are the two Panel links on its CDN whatever the server
+(``KNOWN_EXTERNAL``: the Tabulator theme BokehJS's bundle puts in the page head,
+and the FAST template's web font), neither needed to render.
 
 Sessions of the shared servers live as long as the module, so session teardown
 happens in one place: ``test_sessions_end_without_errors`` uses servers that
-expire sessions within seconds. The tests marked as needing Panel's
-``document_ready`` hook exercise what Panel only does once a session is
-"loaded" (swap in a new pane or plot, restart a periodic callback); Panel wires
-that hook in ``panel serve`` only, so under ``bokeh serve`` they fail.
+expire sessions within seconds. The tests on those servers marked as needing
+Panel's ``document_ready`` hook exercise what Panel does only once a session is
+"loaded" (swap in a new pane or plot, restart a periodic callback): ``panel
+serve`` and Aperture wire that hook, ``bokeh serve`` does not, so there they fail
+(and HoloViews and Panel re-schedule those updates on every tick, a busy loop).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +59,12 @@ OPEN_TIMEOUT_MS = 60_000
 WAIT_MS = 15_000
 SERVER_ERROR = re.compile(r"Traceback \(most recent call last\)|\bERROR\b|\bError\b|\bException\b|KeyError")
 NEEDS_DOCUMENT_READY = (
-    "Panel applies this only once its document_ready hook has run, which only `panel serve` wires up"
+    "Panel applies this only once its document_ready hook has run, which bokeh serve never wires up"
+)
+# What Panel links on its CDN under any server: the Tabulator theme and the FAST template's font.
+KNOWN_EXTERNAL = re.compile(
+    r"https://cdn\.holoviz\.org/panel/[^/]+/dist/bundled/datatabulator/[^?]+\.css"
+    r"|https://fonts\.googleapis\.com/css\?family=Open\+Sans"
 )
 
 
@@ -102,6 +112,10 @@ def server(request: Any, serving_bokeh: bool) -> ServerProcess:
 reference_fails = pytest.param("bokeh", marks=pytest.mark.xfail(strict=True, reason=NEEDS_DOCUMENT_READY))
 
 
+def is_aperture(server: ServerProcess) -> bool:
+    return list(server.program) != list(BOKEH)
+
+
 @pytest.fixture(params=["aperture", reference_fails])
 def short_server(request: Any, serving_bokeh: bool) -> ServerProcess:
     """A server of each program whose unused sessions end three seconds after their page closes."""
@@ -121,6 +135,7 @@ class Visit:
     """A page plus every request it made: what reached the server, what was stopped, what failed."""
 
     bokeh: BokehPage
+    strict: bool = False  # only KNOWN_EXTERNAL may be asked of the network, as under Aperture
     no_cache: bool = False  # load every asset from the server, so every one is seen and checked
     served: list[str] = field(default_factory=list)  # path?query of requests the server answered
     external: list[tuple[str, str]] = field(default_factory=list)  # (resource type, URL), aborted
@@ -172,6 +187,13 @@ class Visit:
                 .map((child) => child.innerText).join("\\n").trim()"""
         )
 
+    def wait_shown(self, css_class: str, text: str) -> None:
+        """Wait until the component with ``css_class`` shows exactly ``text``."""
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while (shown := self.shown(css_class)) != text:
+            assert time.monotonic() < deadline, f".{css_class} shows {shown!r}, not {text!r}"
+            time.sleep(0.05)
+
     def titles(self) -> list[str]:
         """The text of every plot title in the document, read from BokehJS."""
         return self.page.evaluate(  # type: ignore[no-any-return]
@@ -184,7 +206,12 @@ class Visit:
     def assert_offline_and_clean(self) -> None:
         assert not self.failed, "requests to the server failed:\n" + "\n".join(self.failed)
         not_styles = [f"{kind} {url}" for kind, url in self.external if kind != "stylesheet"]
-        assert not not_styles, "the page needs more than stylesheets from the network:\n" + "\n".join(not_styles)
+        assert not not_styles, "the page needs more than stylesheets from the network:\n" + "\n".join(
+            not_styles
+        )
+        if self.strict:
+            unknown = [url for _, url in self.external if not KNOWN_EXTERNAL.fullmatch(url)]
+            assert not unknown, "Panel's assets were asked of its CDN, not the server:\n" + "\n".join(unknown)
         aborted = tuple(re.escape(f"({url})") + "$" for _, url in self.external)
         self.bokeh.assert_no_errors(ignore=aborted)
 
@@ -200,6 +227,7 @@ def assert_log_clean(mark: LogMark) -> None:
 
 
 def open_app(visit: Visit, server: ServerProcess, path: str) -> LogMark:
+    visit.strict = is_aperture(server)
     mark = LogMark(server)
     visit.open(server.url(path))
     return mark
@@ -211,8 +239,8 @@ def open_app(visit: Visit, server: ServerProcess, path: str) -> LogMark:
 def test_bind_and_rx_in_fast_list_template(server: ServerProcess, visit: Visit) -> None:
     mark = open_app(visit, server, "/bind_template")
     visit.wait_text("Panel bind and rx")  # the template's header
-    assert visit.shown("greeting") == "Hello, world!"
-    assert visit.shown("total") == "Total: 10 items"
+    visit.wait_shown("greeting", "Hello, world!")
+    visit.wait_shown("total", "Total: 10 items")
 
     name = visit.page.locator(".name-input input")
     name.fill("Ada")
@@ -231,9 +259,14 @@ def test_bind_and_rx_in_fast_list_template(server: ServerProcess, visit: Visit) 
 
 def test_param_panel_synced_with_location_and_session_args(server: ServerProcess, visit: Visit) -> None:
     mark = open_app(visit, server, "/param_location?user=Ada&wave=square&freq=2.5")
-    assert visit.shown("user") == "Hello, Ada!"  # pn.state.session_args
-    assert visit.page.locator(".waveform select").input_value() == "square"  # from the URL
+    visit.wait_shown("user", "Hello, Ada!")  # pn.state.session_args
+    # Under bokeh serve the query string reaches Python only once the page's Location syncs.
     visit.wait_text("my wave: square at 2.5 Hz")
+    visit.page.wait_for_function(
+        "(select) => select.value === 'square'",
+        arg=visit.page.locator(".waveform select").element_handle(),
+        timeout=WAIT_MS,
+    )
 
     visit.page.locator(".waveform select").select_option("triangle")
     mark.wait_for(r"param_location: summary 'my wave: triangle at 2.5 Hz'")
@@ -386,10 +419,19 @@ def page_assets(visit: Visit) -> list[str]:
     )
 
 
-def test_pages_link_and_load_what_bokeh_serve_pages_do(server_factory: Any, chromium: Any) -> None:
-    """Each app's page links the same assets at the same URLs under both servers, and all load.
+def fetch(url: str) -> tuple[int, str]:
+    """Status and SHA-256 of the body of a GET, without compression."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, hashlib.sha256(response.read()).hexdigest()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
 
-    Fresh servers, visited in the same order: what Panel puts in a page depends on the
+
+def test_pages_link_and_serve_what_bokeh_serve_pages_do(server_factory: Any, chromium: Any) -> None:
+    """Each page links the same assets under both servers, served with the same bytes.
+
+    Nor does a page ask the network for anything the page of ``bokeh serve`` does not. Fresh servers, visited in the same order: what Panel puts in a page depends on the
     components the process has rendered before (a Tabulator adds its theme to every later page).
     """
     servers = {
@@ -397,24 +439,32 @@ def test_pages_link_and_load_what_bokeh_serve_pages_do(server_factory: Any, chro
         "bokeh": server_factory(app_paths(*APPS), [ALLOW_SELF], program=list(BOKEH)),
     }
     differences = []
+    assets: set[str] = set()
     for app in APPS:
-        seen: dict[str, tuple[list[str], list[str], list[str]]] = {}
+        seen: dict[str, tuple[list[str], list[str]]] = {}
         for label, server in servers.items():
             page = chromium.new_page()
             try:
-                visit = Visit(BokehPage(page), no_cache=True)
+                visit = Visit(BokehPage(page), strict=is_aperture(server), no_cache=True)
                 visit.open(server.url(f"/{app}"))
                 visit.page.wait_for_load_state("networkidle")  # stylesheets load after the views render
                 visit.assert_offline_and_clean()
-                seen[label] = (page_assets(visit), sorted(set(visit.served)), [url for _, url in visit.external])
+                seen[label] = (page_assets(visit), sorted({url for _, url in visit.external}))
+                assets.update(path for path in visit.served if path.startswith("/static/"))
             finally:
                 page.close()
-        for what, ours, theirs in zip(("linked", "loaded", "external"), seen["aperture"], seen["bokeh"]):
-            if sorted(set(ours)) != sorted(set(theirs)):
-                differences.append(
-                    f"{app} {what}: only under aperture {sorted(set(ours) - set(theirs))},"
-                    f" only under bokeh serve {sorted(set(theirs) - set(ours))}"
-                )
+        (linked, external), (linked_reference, external_reference) = seen["aperture"], seen["bokeh"]
+        if linked != linked_reference:
+            differences.append(f"{app} links: aperture {linked}\n  bokeh serve {linked_reference}")
+        if not set(external) <= set(external_reference):  # fewer is fine: Aperture serves Panel's CSS
+            differences.append(
+                f"{app} needs the network for {sorted(set(external) - set(external_reference))}"
+            )
+    assert any(path.startswith("/static/extensions/panel/") for path in assets)
+    for path in sorted(assets):
+        ours, theirs = (fetch(server.url(path)) for server in servers.values())
+        if ours != theirs or ours[0] != 200:
+            differences.append(f"{path}: aperture {ours}, bokeh serve {theirs}")
     assert not differences, "\n".join(differences)
 
 
@@ -430,7 +480,10 @@ def test_sessions_end_without_errors(expiring_server: ServerProcess, chromium: A
     """Panel's own session cleanup (location, template, on_session_destroyed) runs without errors."""
     server = expiring_server
     mark = LogMark(server)
-    for path, shown in (("/param_location?wave=square", "Hello, stranger!"), ("/bind_template", "Hello, world!")):
+    for path, shown in (
+        ("/param_location?wave=square", "Hello, stranger!"),
+        ("/bind_template", "Hello, world!"),
+    ):
         page = chromium.new_page()
         try:
             seen = Visit(BokehPage(page))

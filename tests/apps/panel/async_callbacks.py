@@ -8,10 +8,8 @@ way Panel's async how-to writes I/O-bound callbacks. Each prints an
 import asyncio
 
 import panel as pn
-from panel_offline import serve_assets_locally
 
 pn.extension()
-serve_assets_locally()
 
 button = pn.widgets.Button(name="Fetch", css_classes=["fetch"])
 result = pn.pane.Markdown("not fetched", css_classes=["result"])
@@ -36,6 +34,6 @@ async def shout(text: str) -> str:
 
 button.on_click(fetch)
 
-pn.Column(
-    button, result, word, pn.pane.Markdown(pn.bind(shout, word), css_classes=["shout"])
-).servable(title="Panel async")
+pn.Column(button, result, word, pn.pane.Markdown(pn.bind(shout, word), css_classes=["shout"])).servable(
+    title="Panel async"
+)

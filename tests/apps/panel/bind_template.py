@@ -9,10 +9,8 @@ sees in the server log that the browser's input reached Python. Elements carry
 """
 
 import panel as pn
-from panel_offline import serve_assets_locally
 
 pn.extension()
-serve_assets_locally()
 
 name = pn.widgets.TextInput(name="Your name", value="world", css_classes=["name-input"])
 count = pn.widgets.IntSlider(name="Count", start=1, end=5, value=1, css_classes=["count-slider"])

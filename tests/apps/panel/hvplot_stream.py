@@ -10,12 +10,9 @@ import holoviews as hv
 import hvplot.pandas  # noqa: F401  (registers the .hvplot accessor)
 import numpy as np
 import pandas as pd
-
 import panel as pn
-from panel_offline import serve_assets_locally
 
 pn.extension()
-serve_assets_locally()
 
 x = np.linspace(0.0, 10.0, 50)
 frame = pd.DataFrame({"x": x, "sine": np.sin(x), "cosine": np.cos(x), "ramp": x / 10.0})

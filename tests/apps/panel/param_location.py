@@ -8,13 +8,10 @@ settings and prints a ``param_location:`` line each time it runs; so does
 ``pn.state.on_session_destroyed`` when the session ends.
 """
 
+import panel as pn
 import param
 
-import panel as pn
-from panel_offline import serve_assets_locally
-
 pn.extension()
-serve_assets_locally()
 
 
 class Wave(param.Parameterized):
@@ -38,7 +35,6 @@ widgets = pn.Param(
     widgets={"waveform": {"css_classes": ["waveform"]}, "label": {"css_classes": ["label"]}},
     show_name=False,
 )
-
 
 
 def destroyed(session_context) -> None:

@@ -6,12 +6,9 @@ Panel's periodic-callback how-to does, and prints a ``periodic:`` line.
 """
 
 import pandas as pd
-
 import panel as pn
-from panel_offline import serve_assets_locally
 
 pn.extension("tabulator")
-serve_assets_locally()
 
 table = pn.widgets.Tabulator(pd.DataFrame({"step": [0], "square": [0]}), show_index=False, height=200)
 ticks = pn.indicators.Number(name="ticks", value=0, css_classes=["ticks"])

@@ -6,12 +6,9 @@ selected rows. The DataFrame is made here, so nothing is fetched.
 """
 
 import pandas as pd
-
 import panel as pn
-from panel_offline import serve_assets_locally
 
 pn.extension("tabulator")
-serve_assets_locally()
 
 frame = pd.DataFrame(
     {"fruit": ["apple", "banana", "cherry", "damson"], "count": [3, 5, 7, 11]},
@@ -31,7 +28,9 @@ selected = pn.pane.Markdown("nothing selected", css_classes=["selected"])
 
 def on_edit(event) -> None:
     print(f"tabulator_edit: edit {event.column}[{event.row}] {event.old!r} -> {event.value!r}", flush=True)
-    status.object = f"{event.column} of row {event.row} is now {event.value}; total {table.value['count'].sum()}"
+    status.object = (
+        f"{event.column} of row {event.row} is now {event.value}; total {table.value['count'].sum()}"
+    )
 
 
 def on_select(event) -> None:
