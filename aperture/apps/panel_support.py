@@ -9,7 +9,8 @@ the session as loaded), sets `pn.state.base_url`/`rel_path`, and renders a `pn.s
 the app filled but did not serve. `bokeh serve` uses Bokeh's `Application`, so none of that
 happens there. Aperture keeps running the app's own handlers itself and calls these two public
 methods of one Panel `Application` without handlers around them. A loaded session's changes
-Panel writes to the session's connections itself (`unlocked()`), which `EventSink` takes in.
+Panel writes to the session's connections itself (`unlocked()`), which `EventSink` takes in;
+and Panel's documents must be changed on the thread that built them (`is_panel_document`).
 Invariant: nothing here imports Panel unless the process already has (the app did), so plain
 Bokeh apps never load it; and a failure here is logged, never fails the session.
 """

@@ -3,8 +3,8 @@
 Creation is coalesced: concurrent requests for one id wait for the same creation,
 and a creation that fails leaves nothing behind (the next request tries afresh,
 instead of hanging like the reference). Unused sessions - no connections for longer
-than the configured lifetime and no locked operation running - are destroyed by
-`discard_unused`, which the server calls periodically.
+than the configured lifetime, no locked operation running, expiration not blocked - are
+destroyed by `discard_unused`, which the server calls periodically.
 """
 
 from __future__ import annotations
@@ -132,10 +132,12 @@ class SessionRegistry:
         doomed = [
             s
             for s in self._sessions.values()
-            if s.connection_count == 0 and not s.busy and s.idle_seconds() > lifetime_seconds
+            if s.connection_count == 0
+            and not (s.busy or s.expiration_blocked)
+            and s.idle_seconds() > lifetime_seconds
         ]
         for session in doomed:
-            if session.connection_count or session.busy:
+            if session.connection_count or session.busy or session.expiration_blocked:
                 continue  # came back to life while earlier sessions were being destroyed
             log.debug("Discarding session %r, unused for %.1f s", session.id, session.idle_seconds())
             await self.destroy(session)

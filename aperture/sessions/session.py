@@ -77,6 +77,7 @@ class Session:
         self._locked = False
         self._patch_origin: Subscriber | None = None
         self._busy = 0
+        self._expiration_blocks = 0
         self._last_unsubscribe = clock()
         self._callbacks = SessionCallbacks(self.run_locked, document, self.label)
         context.attach(self)
@@ -200,10 +201,14 @@ class Session:
 
     def block_expiration(self) -> None:
         """Keep the session from being discarded as unused until `unblock_expiration`."""
-        self._busy += 1
+        self._expiration_blocks += 1
 
     def unblock_expiration(self) -> None:
-        self._busy = max(0, self._busy - 1)
+        self._expiration_blocks = max(0, self._expiration_blocks - 1)
+
+    @property
+    def expiration_blocked(self) -> bool:
+        return self._expiration_blocks > 0
 
     @property
     def _subscribed_connections(self) -> tuple[EventSink, ...]:
