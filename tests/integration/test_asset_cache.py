@@ -11,17 +11,16 @@ file too big to hold is streamed as it is rather than compressed per request.
 from __future__ import annotations
 
 import gzip
-import http.client
 import os
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from aperture.pages import STATIC_DIR
+from tests.support.rawhttp import Client, Reply
 from tests.support.servers import ServerProcess
 
 APPS = "tests/apps"
@@ -32,42 +31,6 @@ SECRET = b"top secret, outside every static directory"
 APP_MAIN = 'from bokeh.io import curdoc\nfrom bokeh.models import Div\ncurdoc().add_root(Div(text="x"))\n'
 STYLE = ("body { color: #123456; }\n" * 200).encode()  # 5 KB, worth compressing
 BIG = b"".join(b"line %08d of a big compressible text file\n" % i for i in range(200_000))  # ~8.6 MB
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection that sends paths verbatim and reconnects when closed."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> Reply:
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, path, headers=headers or {})
-                response = self.conn.getresponse()
-                body = response.read()
-            except (http.client.HTTPException, ConnectionError):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                if attempt == 2:
-                    raise
-                continue
-            if response.will_close:
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def rss(server: ServerProcess) -> int:

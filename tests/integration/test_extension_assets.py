@@ -11,15 +11,12 @@ that the assets make a Panel app and the packaged extension render.
 
 from __future__ import annotations
 
-import gzip
-import http.client
 import importlib.util
 import os
 import re
 import string
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -27,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests.support.browser import BokehPage
+from tests.support.rawhttp import Client, Reply
 from tests.support.servers import REPO_ROOT, ServerProcess
 
 EXT = REPO_ROOT / "tests" / "apps" / "ext"
@@ -42,46 +40,6 @@ TEN_YEARS = 10 * 365 * 24 * 3600
 MB = 1024 * 1024
 PANEL_CDN = r"\(https://cdn\.holoviz\.org/panel/"
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".json": "application/json"}
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def decoded(self) -> bytes:
-        return gzip.decompress(self.body) if self.headers.get("content-encoding") == "gzip" else self.body
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection that sends paths verbatim and reconnects when closed."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> Reply:
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, path, headers=headers or {})
-                response = self.conn.getresponse()
-                body = response.read()
-            except (http.client.HTTPException, ConnectionError):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                if attempt == 2:
-                    raise
-                continue
-            if response.will_close:
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def fresh_get(port: int, path: str, headers: dict[str, str] | None = None) -> Reply:
