@@ -304,7 +304,9 @@ def test_tabulator_edit_and_selection(server: ServerProcess, visit: Visit) -> No
 
 
 def ticks(visit: Visit) -> int:
-    return int(visit.shown("ticks").split()[-1])
+    """The tick count the page shows; -1 while the pane has not drawn its text yet."""
+    words = visit.shown("ticks").split()
+    return int(words[-1]) if words else -1
 
 
 def wait_ticks_above(visit: Visit, value: int) -> int:

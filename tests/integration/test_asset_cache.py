@@ -10,7 +10,6 @@ file too big to hold is streamed as it is rather than compressed per request.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import sys
@@ -39,10 +38,6 @@ def rss(server: ServerProcess) -> int:
     match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
     assert match, status
     return int(match.group(1)) * 1024
-
-
-def decoded(reply: Reply) -> bytes:
-    return gzip.decompress(reply.body) if reply.headers.get("content-encoding") == "gzip" else reply.body
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -111,7 +106,7 @@ def assert_consistent(replies: dict[str, list[Reply]], expected: bytes, canonica
         for r in got:
             if r.status == 200:
                 assert r.headers.get("content-encoding") == canonical.headers.get("content-encoding"), form
-                assert r.body == canonical.body and decoded(r) == expected, form
+                assert r.body == canonical.body and r.decoded == expected, form
 
 
 # -- BokehJS ---------------------------------------------------------------------------------------
@@ -120,7 +115,7 @@ def assert_consistent(replies: dict[str, list[Reply]], expected: bytes, canonica
 def test_spellings_of_one_bokehjs_file_share_one_copy(server: ServerProcess, client: Client) -> None:
     canonical = client.get("/static/js/bokeh.min.js", GZIP)
     assert canonical.status == 200 and canonical.headers["content-encoding"] == "gzip"
-    assert decoded(canonical) == BOKEH_MIN
+    assert canonical.decoded == BOKEH_MIN
     assert client.get("/static/js/bokeh.min.js").body == BOKEH_MIN
     before = rss(server)
 
@@ -208,7 +203,7 @@ def test_range_requests_get_partial_content(client: Client) -> None:
 
 def test_spellings_of_one_app_static_file_share_one_copy(server: ServerProcess, client: Client) -> None:
     canonical = client.get("/shelf/static/style.css", GZIP)
-    assert canonical.status == 200 and decoded(canonical) == STYLE
+    assert canonical.status == 200 and canonical.decoded == STYLE
     before = rss(server)
     replies: dict[str, list[Reply]] = {}
     for k in range(1, 41):
@@ -249,11 +244,11 @@ def test_a_big_app_static_file_is_streamed_not_compressed_per_request(
 def test_an_app_static_file_edited_while_serving_is_served_fresh(client: Client, dir_app: Path) -> None:
     edited = dir_app / "static" / "edited.css"
     edited.write_bytes(STYLE)
-    assert decoded(client.get("/shelf/static/edited.css", GZIP)) == STYLE  # now held in memory
+    assert client.get("/shelf/static/edited.css", GZIP).decoded == STYLE  # now held in memory
     newer = STYLE.replace(b"#123456", b"#abcdef") + b"/* edited */\n"
     edited.write_bytes(newer)
     for headers in (GZIP, {}):
         reply = client.get("/shelf/static/edited.css", headers)
-        assert reply.status == 200 and decoded(reply) == newer
+        assert reply.status == 200 and reply.decoded == newer
     edited.unlink()
     assert client.get("/shelf/static/edited.css").status == 404
