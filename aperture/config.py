@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aperture.errors import ConfigError
 from aperture.options import SETTINGS
@@ -78,6 +79,8 @@ class Config:
     glob: bool = False
     callback_threads: int = 8
     advertise_address: str | None = None
+    session_store: str | None = field(default=None, repr=False)  # may hold a password
+    session_store_flush: int = 200  # milliseconds
     worker_restart_limit: int = 10
     worker_restart_window: int = 60
     js_log_level: str = "info"
@@ -231,6 +234,25 @@ def _check_unix_socket_options(flags: Mapping[str, Any], certfile: str | None, k
         )
 
 
+def _store_url(url: str | None) -> str | None:
+    """A session store URL Redis's client will accept: redis://, rediss:// (TLS) or unix://."""
+    if not url:
+        return None
+    what = "--session-store / APERTURE_SESSION_STORE"
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{what} must be a redis://, rediss:// or unix:// URL")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ConfigError(f"{what}: the port is not a number between 0 and 65535") from None
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(f"{what}: the URL names no host")
+    if parts.scheme != "unix" and parts.path not in ("", "/") and not parts.path[1:].isdigit():
+        raise ConfigError(f"{what}: the path must be a database number, like /0")
+    return url
+
+
 def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
     """Build the Config from parsed flags (None = not given) and the environment."""
     env = os.environ if environ is None else environ
@@ -345,6 +367,8 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         ),
         glob=bool(flags.get("glob")),
         advertise_address=_host_port(flags.get("advertise_address"), "--advertise-address"),
+        session_store=_store_url(flags.get("session_store") or _env(env, "APERTURE_SESSION_STORE")),
+        session_store_flush=_positive(given("session_store_flush", 200), "--session-store-flush"),
         worker_restart_limit=_positive(
             given("worker_restart_limit", 10), "--worker-restart-limit", allow_zero=True
         ),

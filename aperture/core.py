@@ -24,13 +24,16 @@ from bokeh.application import Application
 
 from aperture.apps.runner import AppRunner
 from aperture.config import Config
-from aperture.errors import RequestRefused, SessionError, TokenError
-from aperture.peers import Peers
+from aperture.errors import CLOSE_GOING_AWAY, PeerError, RequestRefused, SessionError, TokenError
+from aperture.peers import Destination, Peers
 from aperture.protocol import MessageIds
 from aperture.security import tokens
 from aperture.sessions.context import RequestData
 from aperture.sessions.registry import SessionRegistry, seconds_left
 from aperture.sessions.session import Session
+from aperture.store.keeper import StoreKeeper
+from aperture.store.redis_store import SessionRecord, StoreUnavailable
+from aperture.store.snapshot import StoredState
 
 log = logging.getLogger("aperture.server")
 
@@ -54,6 +57,15 @@ class IncomingRequest:
             if key.lower() == lowered:
                 return value
         return None
+
+
+@dataclass(frozen=True)
+class WebsocketPlan:
+    """Where a websocket's session is served: relayed to `destination`, or here - taken over from
+    the store's `takeover` record (when the relay fails too), or found or built as usual."""
+
+    destination: Destination | None = None
+    takeover: SessionRecord | None = None
 
 
 def _filtered(values: Mapping[str, str], include: Any, exclude: Any) -> dict[str, str]:
@@ -101,6 +113,23 @@ class ServerCore:
         self._loaded_apps: list[SessionRegistry] = []
         self._gate: asyncio.Event | None = None  # set once requests may go ahead: loaded or draining
         self.peers = Peers(key=None)  # who else serves this deployment (set by the Server)
+        self.keeper: StoreKeeper | None = None  # the session store, if any (see attach_store)
+        self.on_session_moved: Callable[[Session], None] | None = None  # closes its websockets
+
+    def attach_store(self, keeper: StoreKeeper) -> None:
+        """Keep every app's sessions in the session store from now on."""
+        self.keeper = keeper
+        keeper.on_lost = self._session_moved
+        for registry in self.apps.values():
+            registry.keeper = keeper
+
+    def _session_moved(self, session: Session) -> None:
+        """Another process took over one of our sessions: drop this copy, whose clients reconnect."""
+        if self.on_session_moved is not None:
+            self.on_session_moved(session)
+        registry = self.apps.get(session.app)
+        if registry is not None and registry.get(session.id) is session:
+            asyncio.get_running_loop().create_task(registry.destroy(session))
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -193,6 +222,8 @@ class ServerCore:
         for job in self._jobs:
             job.cancel()
         self._jobs.clear()
+        if self.keeper is not None:  # the sessions live on in other instances: hand them over
+            await self.keeper.stop(hand_over=True)
         left: list[str] = []
         for lines in await asyncio.gather(
             *(r.destroy_all(work_deadline, hook_deadline) for r in self.apps.values())
@@ -337,6 +368,7 @@ class ServerCore:
         if self.draining:
             raise RequestRefused(503, "Server is shutting down")
         session_id, token = self._requested_id(request)
+        explicit = session_id is not None or token is not None
         if token is not None:
             try:
                 session_id = tokens.get_session_id(token)
@@ -358,8 +390,32 @@ class ServerCore:
             raise RequestRefused(403, "Invalid token or session ID")
         payload = tokens.get_token_payload(token)
         data, visible = self._context(payload, request, trust_payload=cfg.sign_sessions)
-        session = await registry.get_or_create(session_id, request=data, token=token, payload=visible)
+        stored, keep = None, True
+        if explicit and self.keeper is not None and registry.get(session_id) is None:
+            stored, keep = await self._stored_for_page(route, session_id)
+        session = await registry.get_or_create(
+            session_id, request=data, token=token, payload=visible, stored=stored, keep=keep
+        )
         return session, token
+
+    async def _stored_for_page(
+        self, route: str, session_id: str
+    ) -> tuple[tuple[SessionRecord, StoredState] | None, bool]:
+        """For a page naming a session the store may know: (state to take over, keep it here)."""
+        assert self.keeper is not None
+        try:
+            record = await self.keeper.record(route, session_id)
+            if record is None:
+                return None, True
+            if (
+                record.owner
+                and record.owner != self.keeper.identity
+                and await self.keeper.owner_alive(record.owner)
+            ):
+                return None, False  # its owner lives: this page gets a copy, its websocket is relayed
+            return await self._take_over(route, session_id, record), True
+        except StoreUnavailable:
+            return None, True
 
     # -- sessions for websockets ---------------------------------------------------
 
@@ -379,14 +435,103 @@ class ServerCore:
             )
             return dataclasses.replace(verified, expired=True)
 
+    async def plan_websocket(
+        self, route: str, verified: tokens.VerifiedToken, hop: str | None
+    ) -> WebsocketPlan:
+        """Where a websocket's session lives. With a session store, the store says (the token's hint
+        is not consulted); while the store is down, or without one, the signed owner hint does."""
+        registry = self.apps[route]
+        session_id = verified.session_id
+        existing = registry.get(session_id)
+        keeper = self.keeper
+        if keeper is not None and keeper.available:
+            if existing is not None and keeper.is_kept(existing):
+                return WebsocketPlan()
+            try:
+                record = await keeper.record(route, session_id)
+                if record is None:
+                    return WebsocketPlan()
+                if not record.owner or record.owner == keeper.identity:
+                    return WebsocketPlan(takeover=record)  # released, or ours before a restart
+                destination = self.peers.destination_for_owner(record.owner, hop)
+                if destination is not None and await keeper.owner_alive(record.owner):
+                    return WebsocketPlan(destination=destination, takeover=record)
+                return WebsocketPlan(takeover=record)
+            except StoreUnavailable:
+                pass  # as without a store
+        if existing is not None:
+            return WebsocketPlan()
+        return WebsocketPlan(destination=self.peers.destination(route, session_id, verified.payload, hop))
+
+    async def _take_over(
+        self, route: str, session_id: str, record: SessionRecord
+    ) -> tuple[SessionRecord, StoredState] | None:
+        """Claim a stored session for this process and read its state; None if that failed and the
+        session is to be built afresh (raises SessionError if another process claimed it first)."""
+        assert self.keeper is not None
+        registry = self.apps[route]
+        existing = registry.get(session_id)
+        if existing is not None:  # a copy made for a page while another process owned the session
+            await registry.destroy(existing)
+        try:
+            other = await self.keeper.claim(route, session_id, record)
+            if other:
+                if other != self.keeper.identity:
+                    log.info("Session %r of %s was just taken over by %s", session_id[:12], route, other)
+                    raise PeerError("session moved to another process; reconnect", CLOSE_GOING_AWAY)
+                record = dataclasses.replace(record, owner=other)
+            elif other == "":
+                return None  # expired from the store meanwhile
+            state = await self.keeper.stored_state(route, session_id, record)
+        except StoreUnavailable:
+            log.warning(
+                "Session %r of %s: the session store failed while taking it over; building it afresh",
+                session_id[:12],
+                route,
+            )
+            return None
+        log.info(
+            "Taking over session %r of %s from %s",
+            session_id[:12],
+            route,
+            record.owner or "a stopped instance",
+        )
+        return record, state
+
     async def session_for_websocket(
-        self, route: str, verified: tokens.VerifiedToken, token: str, request: IncomingRequest
+        self,
+        route: str,
+        verified: tokens.VerifiedToken,
+        token: str,
+        request: IncomingRequest,
+        plan: WebsocketPlan | None = None,
     ) -> Session:
         """The session a websocket opens. A valid token may create it; an expired one may only
-        resume a live session of this process whose first websocket came with a valid token."""
+        resume a session the deployment knows: live in this process, or recorded in the session
+        store (`plan.takeover`), whose first websocket came with a valid token."""
         registry = self.apps[route]
         await self.until_started()
         existing = registry.get(verified.session_id)
+        takeover = plan.takeover if plan is not None else None
+        if takeover is not None and not (
+            existing is not None and self.keeper is not None and self.keeper.is_kept(existing)
+        ):
+            if verified.expired and not takeover.resumable:
+                log.warning(
+                    "Refused an expired token for session %r of %s: it was never opened with a valid one",
+                    verified.session_id[:12],
+                    route,
+                )
+                raise TokenError("token has expired")
+            if self.draining:
+                raise SessionError("server is shutting down")
+            stored = await self._take_over(route, verified.session_id, takeover)
+            data, visible = self._context(verified.payload, request, trust_payload=self.config.sign_sessions)
+            session = await registry.get_or_create(
+                verified.session_id, request=data, token=token, payload=visible, stored=stored
+            )
+            session.resumable = session.resumable or not verified.expired
+            return session
         if verified.expired:
             if existing is None or not existing.resumable:
                 log.warning(

@@ -215,6 +215,23 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="HOST:PORT",
     ),
     _s(
+        "session_store",
+        "Keep every session's state in this Redis (redis://HOST:PORT/DB, rediss:// for TLS, a password "
+        "as redis://:PASSWORD@HOST...), so that a session survives the loss or restart of the process "
+        "running it: another instance sharing the store rebuilds it with its widget values and data. "
+        "Also decides which instance owns a session for relays (see --advertise-address). Aperture "
+        "only.",
+        env="APERTURE_SESSION_STORE",
+        metavar="URL",
+    ),
+    _s(
+        "session_store_flush",
+        "With --session-store: milliseconds between writes of the sessions' changes to the store; "
+        "changes made in the last interval before a process dies are lost (default: 200). Aperture only.",
+        kind="int",
+        metavar="MILLISECONDS",
+    ),
+    _s(
         "worker_restart_limit",
         "With --num-procs: how many worker deaths within --worker-restart-window the supervisor "
         "survives (restarting each after a growing delay); one more and it stops the server with exit "

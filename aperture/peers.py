@@ -63,10 +63,35 @@ class Destination:
 class Peers:
     """This process's place in the deployment: its own identity, its siblings, the signing key."""
 
-    def __init__(self, *, key: bytes | None, instance: str | None = None, workers: WorkerGroup | None = None):
+    def __init__(
+        self,
+        *,
+        key: bytes | None,
+        instance: str | None = None,
+        workers: WorkerGroup | None = None,
+        store: bool = False,
+    ):
         self.key = key
-        self.instance = instance if key is not None else None  # no shared key: instances never relay
+        # Instances relay to each other only when the deployment declares them: a shared key (for
+        # signed hints) or a session store (which records the owner of every session itself).
+        self.instance = instance if key is not None or store else None
         self.workers = workers
+
+    @property
+    def identity(self) -> str:
+        """How the session store names this process: its owner-hint text, `HOST:PORT|N`."""
+        number = self.workers.number if self.workers else None
+        if self.instance is None and number is None:
+            return f"unix-{os.uname().nodename}-{os.getpid()}"  # reachable by nobody: never relayed to
+        return format_hint(OwnerHint(self.instance, number))
+
+    def destination_for_owner(self, owner: str, hop: str | None) -> Destination | None:
+        """Where to relay a session whose owner the session store names (another process, or None)."""
+        try:
+            hint = parse_hint(owner)
+        except ValueError:
+            return None
+        return self._destination(hint, hop)
 
     @property
     def relays(self) -> bool:
@@ -92,6 +117,9 @@ class Peers:
         hint = self._checked_hint(route, session_id, payload)
         if hint is None:
             return None
+        return self._destination(hint, hop)
+
+    def _destination(self, hint: OwnerHint, hop: str | None) -> Destination | None:
         if hint.instance is not None and hint.instance != self.instance:
             if hop is not None:
                 return None  # a relayed connection is never sent on to yet another instance

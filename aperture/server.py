@@ -27,7 +27,7 @@ from urllib.parse import quote
 import bokeh
 
 from aperture import __version__
-from aperture.apps import curdoc
+from aperture.apps import curdoc, model_ids
 from aperture.apps.loading import AppSpec, applications_for_objects
 from aperture.config import Config, resolve
 from aperture.core import ServerCore
@@ -36,6 +36,8 @@ from aperture.pages import PageRenderer
 from aperture.peers import Peers, WorkerGroup
 from aperture.sessions.session import Session
 from aperture.shutdown import Deadlines, SignalCatcher
+from aperture.store.keeper import StoreKeeper
+from aperture.store.redis_store import RedisStore
 from aperture.watchdog import Watchdog, exit_abandoned
 from aperture.web.auth import NO_AUTH, load_auth_module
 from aperture.web.frontend import TORNADO_VERSION, FrontEnd, bind, bind_worker_socket, tls_context
@@ -116,7 +118,27 @@ class Server:
         if workers is not None:
             self._sockets.append(bind_worker_socket(workers.socket_path(workers.number)))
         key = cfg.secret_key or (workers.key if workers is not None else None)
-        return Peers(key=key, instance=self._instance_address() if cfg.secret_key else None, workers=workers)
+        declared = bool(cfg.secret_key or cfg.session_store)  # instances may relay to each other
+        return Peers(
+            key=key,
+            instance=self._instance_address() if declared else None,
+            workers=workers,
+            store=bool(cfg.session_store),
+        )
+
+    def _keeper(self, peers: Peers) -> StoreKeeper | None:
+        """The session store's keeper for this process, with --session-store."""
+        cfg = self.config
+        if not cfg.session_store:
+            return None
+        model_ids.install()
+        lifetime = (cfg.unused_session_lifetime + cfg.check_unused_sessions) / 1000
+        return StoreKeeper(
+            RedisStore(cfg.session_store),
+            identity=peers.identity,
+            ttl=max(60.0, 2 * lifetime),
+            flush_interval=cfg.session_store_flush / 1000,
+        )
 
     def _instance_address(self) -> str | None:
         """Where other instances reach this one: --advertise-address, else --address and the port."""
@@ -150,6 +172,10 @@ class Server:
             dev=cfg.bokeh_dev,
         )
         self.core.peers = self._peers()
+        keeper = self._keeper(self.core.peers)
+        if keeper is not None:
+            await keeper.start()
+            self.core.attach_store(keeper)
         self._front = FrontEnd(self.core, self._sockets, self.port, self.auth, self._tls)
         self._front.start(renderer)
         await self.core.start()

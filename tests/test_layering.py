@@ -63,3 +63,12 @@ def test_protocol_and_security_use_only_the_standard_library():
 
 def test_sessions_know_no_web_framework():
     assert offenders(modules("sessions"), ("tornado", "aperture.web")) == []
+
+
+def test_store_knows_no_web_framework_nor_sessions():
+    assert offenders(modules("store"), ("tornado", "aperture.web", "aperture.sessions", "aperture.core")) == []
+
+
+def test_only_the_store_talks_to_redis():
+    others = [p for p in modules() if "store" not in p.relative_to(PACKAGE).parts]
+    assert offenders(others, ("redis",)) == []

@@ -19,12 +19,15 @@ from typing import Any
 
 from bokeh.document import Document
 
-from aperture.apps import panel_support
+from aperture.apps import model_ids, panel_support
 from aperture.apps.runner import AppRunner
 from aperture.errors import AppFailedError, SessionError
 from aperture.protocol import MessageIds
 from aperture.sessions.context import RequestData, ServerContext, SessionContext
 from aperture.sessions.session import Session, detach_models
+from aperture.store.keeper import StoreKeeper
+from aperture.store.redis_store import SessionRecord
+from aperture.store.snapshot import RestoreMismatch, StoredState, baseline_of, restore
 
 log = logging.getLogger("aperture.sessions")
 
@@ -40,8 +43,10 @@ class SessionRegistry:
         clock: Callable[[], float] = time.monotonic,
         logout_url: str | None = None,
         executor: Executor | None = None,
+        keeper: StoreKeeper | None = None,
     ) -> None:
         self.runner = runner
+        self.keeper = keeper
         self._executor = executor
         self.server_context = ServerContext(self)
         self._ids = ids
@@ -72,8 +77,15 @@ class SessionRegistry:
         request: RequestData | None,
         token: str | None,
         payload: Mapping[str, Any],
+        stored: tuple[SessionRecord, StoredState] | None = None,
+        keep: bool = True,
     ) -> Session:
-        """The session with this id, created (app code run once) if it does not exist."""
+        """The session with this id, created (app code run once) if it does not exist.
+
+        With a session store, a new session is registered as this process's before it is returned
+        (unless `keep` is False: a copy for a page whose session another live process owns), or,
+        given `stored`, rebuilt from the store's record of a session this process just took over.
+        """
         if not session_id:
             raise SessionError("session id must not be empty")
         session = self._sessions.get(session_id)
@@ -86,6 +98,13 @@ class SessionRegistry:
         self._pending[session_id] = future
         try:
             session = await self._create(session_id, request, token, payload)
+            if self.keeper is not None:
+                try:
+                    await self._keep(session, stored, keep)
+                except _RestoreBroken:  # half restored: start again from a fresh build
+                    await self._drop_unpublished(session)
+                    session = await self._create(session_id, request, token, payload)
+                    await self._keep(session, None, keep, replace=True)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # consumed here; waiters get it through their own await
@@ -100,6 +119,8 @@ class SessionRegistry:
         self, session_id: str, request: RequestData | None, token: str | None, payload: Mapping[str, Any]
     ) -> Session:
         doc = Document()
+        if self.keeper is not None:  # a rebuild must give the models the same ids
+            model_ids.attach(doc, model_ids.IdSource(self.runner.route, session_id))
         context = SessionContext(
             self.server_context,
             session_id,
@@ -127,6 +148,66 @@ class SessionRegistry:
             app=self.runner.route,
         )
 
+    async def _keep(
+        self,
+        session: Session,
+        stored: tuple[SessionRecord, StoredState] | None,
+        keep: bool,
+        replace: bool = False,
+    ) -> None:
+        """Put a new session in the store's care: restore its stored state, or register it."""
+        assert self.keeper is not None
+        ids = model_ids.source_of(session.document)
+        assert ids is not None
+        baseline = baseline_of(session.document)
+        restored = False
+        if stored is not None:
+            record, state = stored
+            ids.skip_past(max([record.next_number, *filter(None, map(ids.number_of, state.models))]))
+            restored = await self._restore(session, baseline, state)
+            session.resumable = record.resumable
+        if not keep:
+            return
+        session.changes = self.keeper.keep(session, self.runner.route, ids, baseline)
+        if restored:
+            self.keeper.mark_registered(session, stored_models=stored[1].models if stored else {})
+        else:
+            await self.keeper.register(session, replace=replace or stored is not None)
+
+    async def _drop_unpublished(self, session: Session) -> None:
+        session.retire()
+        await self._run_destroyed_hooks(session.context)
+        session.release()
+
+    async def _restore(self, session: Session, baseline: Any, state: StoredState) -> bool:
+        label = session.label
+        try:
+            report = await session.run_locked(restore, session.document, baseline, state)
+        except RestoreMismatch as exc:
+            log.warning(
+                "Could not restore %s from the session store: %s; serving a fresh document", label, exc
+            )
+            return False
+        except Exception as exc:
+            log.error(
+                "Restoring %s from the session store failed (%s: %s); serving a fresh document",
+                label,
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
+            raise _RestoreBroken from exc
+        if report is None:
+            return False
+        log.info(
+            "Restored %s from the session store (%d properties, %d models made after the build%s)",
+            label,
+            report.properties,
+            report.created,
+            f", {report.callback_errors} callbacks raised" if report.callback_errors else "",
+        )
+        return True
+
     async def discard_unused(self, lifetime_seconds: float) -> int:
         """Destroy sessions unused for longer than the lifetime; returns how many."""
         doomed = [
@@ -146,6 +227,8 @@ class SessionRegistry:
     async def destroy(self, session: Session) -> None:
         if self._sessions.get(session.id) is session:
             del self._sessions[session.id]
+        if self.keeper is not None:
+            self.keeper.ended(session)
         if session.destroyed:
             return
         session.retire()
@@ -211,6 +294,10 @@ class SessionRegistry:
         if not left:  # a callback still running may yet touch the document
             session.release()
         return left
+
+
+class _RestoreBroken(Exception):
+    """Restoring failed half-way: the document must be built afresh."""
 
 
 def seconds_left(deadline: float | None, floor: float = 0.05) -> float | None:

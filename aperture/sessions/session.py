@@ -41,6 +41,12 @@ from aperture.sessions.context import SessionContext
 log = logging.getLogger("aperture.sessions")
 
 
+class ChangeRecorder(Protocol):
+    """Told every change event of the document (`aperture.store.snapshot.ChangeLog`)."""
+
+    def record(self, event: Any) -> None: ...
+
+
 class Subscriber(Protocol):
     """A connection that receives a session's outgoing messages."""
 
@@ -67,6 +73,7 @@ class Session:
         self.context = context
         self.destroyed = False
         self.resumable = False  # a websocket opened it with a valid token: expired tokens may resume it
+        self.changes: ChangeRecorder | None = None  # the session store's log of this document's changes
         self._ids = ids
         self._clock = clock
         self._executor = executor
@@ -98,6 +105,8 @@ class Session:
                 f"session {self.id!r}: the document was changed outside a locked callback; from another "
                 "thread or a without_document_lock callback, use doc.add_next_tick_callback() instead"
             )
+        if self.changes is not None:
+            self.changes.record(event)
         if not self._subscribers:
             self.document.models.flush_synced()
             return
@@ -218,6 +227,9 @@ class Session:
     def send_events(self, events: Sequence[Any]) -> None:
         """Send document events that were applied but held back from `_document_patched` (by
         Panel's `unlocked()`, on the loop thread) to every subscriber, as one PATCH-DOC."""
+        if self.changes is not None:
+            for event in events:
+                self.changes.record(event)
         if not self._subscribers:
             self.document.models.flush_synced()
             return

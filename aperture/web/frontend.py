@@ -14,6 +14,7 @@ import socket
 import ssl
 import stat
 import time
+from typing import Any
 
 import tornado
 from tornado.httpserver import HTTPServer
@@ -117,6 +118,7 @@ class FrontEnd:
         )
         self._http.add_sockets(paced(self.sockets))
         self.keepalive.start()
+        self.core.on_session_moved = self._close_session_websockets
 
     def stop_listening(self) -> None:
         """Close the listening sockets; connections already open stay."""
@@ -136,6 +138,13 @@ class FrontEnd:
             if not self.keepalive.sockets or time.monotonic() >= deadline:
                 return
             await asyncio.sleep(0.05)
+
+    def _close_session_websockets(self, session: Any) -> None:
+        """Close the websockets of a session another process took over; they reconnect to it."""
+        for sock in list(self.keepalive.sockets):
+            connection = sock.connection
+            if connection is not None and connection.session is session:
+                sock.close(CLOSE_GOING_AWAY, "session moved to another process")
 
     @property
     def open_websockets(self) -> int:

@@ -31,6 +31,7 @@ from aperture.errors import (
     SessionError,
     TokenError,
 )
+from aperture.peers import Destination
 from aperture.security.origins import websocket_origin_allowed
 from aperture.security.tokens import VerifiedToken
 from aperture.web.relay import RELAY_HEADER, Relay, connect_owner, websocket_path
@@ -129,10 +130,14 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
             return
         try:
             verified = self.core.verify_token(self.token)
-            if await self._relay_to_owner(verified):
+            await self.core.until_started()
+            plan = await self.core.plan_websocket(
+                self.route, verified, self.request.headers.get(RELAY_HEADER)
+            )
+            if plan.destination is not None and await self._relay_to_owner(verified, plan.destination):
                 return
             session = await self.core.session_for_websocket(
-                self.route, verified, self.token, incoming(self.request)
+                self.route, verified, self.token, incoming(self.request), plan
             )
         except PeerError as exc:
             self._refuse(exc.close_code, exc.reason)
@@ -153,23 +158,20 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         self.keepalive.sockets.add(self)
         log.info("Websocket opened for session %r of %s", session.id[:12], self.route)
 
-    async def _relay_to_owner(self, verified: VerifiedToken) -> bool:
-        """Hand the connection to the process of this deployment that built its session, if another.
+    async def _relay_to_owner(self, verified: VerifiedToken, destination: Destination) -> bool:
+        """Hand the connection to the process of this deployment that owns its session.
 
-        An expired token whose owner cannot be reached is refused: only the owner can vouch that
-        the session it names exists and was opened while the token was valid.
+        If the owner cannot be reached, the session is built here - taken over from the session
+        store when it has the session; without a store, an expired token is then refused: only the
+        owner could vouch that the session it names exists and was opened while the token was valid.
         """
-        if self.token is None or self.core.apps[self.route].get(verified.session_id) is not None:
-            return False
-        hop = self.request.headers.get(RELAY_HEADER)
-        destination = self.core.peers.destination(self.route, verified.session_id, verified.payload, hop)
-        if destination is None:
+        if self.token is None:
             return False
         cfg = self.core.config
         path = websocket_path(cfg.prefix, self.route)
         upstream = await connect_owner(destination, self, self.token, path=path, tls=bool(cfg.ssl_certfile))
         if upstream is None:
-            if verified.expired:
+            if verified.expired and self.core.keeper is None:
                 raise TokenError("token has expired")
             log.info("Building session %r here: its owner is unreachable", verified.session_id[:12])
             return False
