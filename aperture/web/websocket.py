@@ -171,9 +171,10 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         path = websocket_path(cfg.prefix, self.route)
         upstream = await connect_owner(destination, self, self.token, path=path, tls=bool(cfg.ssl_certfile))
         if upstream is None:
-            if verified.expired and self.core.keeper is None:
-                raise TokenError("token has expired")
-            log.info("Building session %r here: its owner is unreachable", verified.session_id[:12])
+            if self.core.keeper is None:
+                if verified.expired:
+                    raise TokenError("token has expired")
+                log.info("Building session %r here: its owner is unreachable", verified.session_id[:12])
             return False
         if self.ws_connection is None:  # the client left meanwhile
             upstream.close()
