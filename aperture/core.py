@@ -245,6 +245,14 @@ class ServerCore:
             self.executor.shutdown(wait=False, cancel_futures=True)
         return left
 
+    async def flush_store(self) -> None:
+        """Write every session's pending changes to the session store now (shutdown)."""
+        if self.keeper is not None:
+            try:
+                await self.keeper.flush()
+            except Exception:
+                log.exception("Error writing to the session store")
+
     def still_running(self) -> list[str]:
         """What keeps shutdown from finishing, one line each; the watchdog calls this from its thread."""
         lines = [self.activity] if self.activity else []

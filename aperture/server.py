@@ -209,6 +209,7 @@ class Server:
         front = self._front
         if front is not None:
             front.stop_listening()
+            await self.core.flush_store()  # before the pages reconnect to the instances taking over
             await front.close_websockets(min(time.monotonic() + WEBSOCKET_CLOSE_WAIT, when.work))
         self.left_running = await self.core.stop(work_deadline=when.work, hook_deadline=when.hooks)
         if front is not None:

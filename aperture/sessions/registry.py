@@ -160,21 +160,21 @@ class SessionRegistry:
         ids = model_ids.source_of(session.document)
         assert ids is not None
         baseline = baseline_of(session.document)
-        restored = False
         if stored is not None:
             record, state = stored
             ids.skip_past(max([record.next_number, *filter(None, map(ids.number_of, state.models))]))
-            restored = await self._restore(session, baseline, state)
             session.resumable = record.resumable
         if not keep:
             return
         session.changes = self.keeper.keep(session, self.runner.route, ids, baseline)
-        if restored:
-            self.keeper.mark_registered(session, stored_models=stored[1].models if stored else {})
+        if stored is not None and await self._restore(session, baseline, stored[1]):
+            self.keeper.mark_registered(session, stored_models=stored[1].models)
         else:
             await self.keeper.register(session, replace=replace or stored is not None)
 
     async def _drop_unpublished(self, session: Session) -> None:
+        if self.keeper is not None:
+            self.keeper.ended(session)
         session.retire()
         await self._run_destroyed_hooks(session.context)
         session.release()

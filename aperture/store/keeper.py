@@ -46,6 +46,7 @@ class Kept:
     ids: IdSource
     key: str
     registered: bool = False
+    pending: bool = True  # being restored or registered: the flusher leaves it alone
     written_number: int = -1
     written_resumable: bool = False
     touched: float = field(default_factory=time.monotonic)
@@ -144,6 +145,7 @@ class StoreKeeper:
                 entry.route, session.id, self.identity, self._meta(entry), ttl=self.ttl, replace=replace
             )
         except StoreUnavailable:
+            entry.pending = False
             return True  # registered when the store returns
         if other is not None:
             log.warning(
@@ -153,7 +155,9 @@ class StoreKeeper:
                 other,
             )
             del self._kept[id(session)]
+            session.changes = None
             return False
+        entry.pending = False
         entry.registered = True
         if replace:
             entry.changes.rewrite_all()
@@ -163,6 +167,7 @@ class StoreKeeper:
         """A kept session was claimed from the store and restored: its record is there already."""
         entry = self._kept.get(id(session))
         if entry is not None:
+            entry.pending = False
             entry.registered = True
             entry.written_number = -1  # write the id counter and the resumable flag at the next flush
             entry.written_resumable = not session.resumable
@@ -216,6 +221,8 @@ class StoreKeeper:
         writes: list[tuple[str, dict[str, bytes], list[str]]] = []
         entries: list[Kept] = []
         for entry in list(self._kept.values()):
+            if entry.pending:
+                continue
             if not entry.registered:
                 if not await self.register(entry.session, replace=False):
                     continue

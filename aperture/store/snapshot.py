@@ -129,10 +129,19 @@ class ChangeLog:
         self._doc_dirty = True
         self._written_new.clear()
 
-    def adopt_stored(self, models: dict[str, Any]) -> None:
-        """Fields the store already has for this session (restored from it): models made after the
-        build that are gone by the next flush get their field deleted."""
-        self._written_new.update(mid for mid in models if mid not in self.baseline.model_ids)
+    def adopt_stored(self, models: dict[str, dict[str, Any]]) -> None:
+        """Continue from the fields the store has for this session (it was restored from them): a
+        built model's field keeps the properties stored before, and models made after the build
+        that are gone by the next flush get their field deleted."""
+        for mid, record in sorted(models.items(), key=lambda item: item[1].get("o", 0)):
+            self._sequence += 1
+            self.order.setdefault(mid, self._sequence)
+            if mid in self.baseline.model_ids:
+                changed = self.changed.setdefault(mid, {})
+                for name in record.get("a", {}):
+                    changed.setdefault(name, None)
+            else:
+                self._written_new.add(mid)
 
     def collect(self, document: Document) -> Delta:
         """Serialize what changed since the last flush (under the session lock)."""
