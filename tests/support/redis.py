@@ -122,12 +122,16 @@ class RedisServer:
         if proc is not None:
             signal_pid(proc.pid, signal.SIGCONT)
             stop_group_leader(proc, 5.0, running=proc.poll() is None)
+            if proc.stderr is not None:
+                proc.stderr.close()
 
     def kill(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
             signal_pid(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+            if proc.stderr is not None:
+                proc.stderr.close()
 
     def pause(self) -> None:
         """SIGSTOP: Redis accepts connections but answers nothing (a hung or very slow store)."""
