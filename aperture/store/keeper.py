@@ -225,6 +225,8 @@ class StoreKeeper:
                 continue
             if not entry.registered:
                 if not await self.register(entry.session, replace=False):
+                    if self.on_lost is not None:  # another process owns it now: its clients go there
+                        self.on_lost(entry.session)
                     continue
                 if not entry.registered:
                     return  # the store went down meanwhile
