@@ -489,7 +489,12 @@ class ServerCore:
                     raise PeerError("session moved to another process; reconnect", CLOSE_GOING_AWAY)
                 record = dataclasses.replace(record, owner=other)
             elif other == "":
-                return None  # expired from the store meanwhile
+                log.info(
+                    "Session %r of %s left the session store meanwhile; building it afresh",
+                    session_id[:12],
+                    route,
+                )
+                return None
             state = await self.keeper.stored_state(route, session_id, record)
         except StoreUnavailable:
             log.warning(

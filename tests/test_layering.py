@@ -66,7 +66,9 @@ def test_sessions_know_no_web_framework():
 
 
 def test_store_knows_no_web_framework_nor_sessions():
-    assert offenders(modules("store"), ("tornado", "aperture.web", "aperture.sessions", "aperture.core")) == []
+    assert (
+        offenders(modules("store"), ("tornado", "aperture.web", "aperture.sessions", "aperture.core")) == []
+    )
 
 
 def test_only_the_store_talks_to_redis():

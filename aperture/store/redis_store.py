@@ -55,10 +55,11 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 # KEYS[1] session; ARGV: expected owner, new owner, ttl ms -> 1, or the actual owner
+# (a released session, owner "", is free for anyone: its owner may have released it meanwhile)
 _CLAIM = """
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if not owner then return 0 end
-if owner ~= ARGV[1] then return owner end
+if owner ~= ARGV[1] and owner ~= '' then return owner end
 redis.call('HSET', KEYS[1], 'owner', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1

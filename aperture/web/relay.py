@@ -25,7 +25,12 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import HTTPRequest
 from tornado.netutil import Resolver
-from tornado.websocket import WebSocketClientConnection, WebSocketHandler, websocket_connect
+from tornado.websocket import (
+    WebSocketClientConnection,
+    WebSocketClosedError,
+    WebSocketHandler,
+    websocket_connect,
+)
 
 from aperture.peers import HOP_INSTANCE, HOP_WORKER, Destination
 
@@ -142,7 +147,10 @@ class Relay:
                 return
 
     async def to_owner(self, message: Any) -> None:
-        await self.upstream.write_message(message, binary=isinstance(message, bytes))
+        try:
+            await self.upstream.write_message(message, binary=isinstance(message, bytes))
+        except WebSocketClosedError:  # the owner went away: the client reconnects (to a survivor)
+            self.downstream.close(1001, "the session's owner went away")
 
     def close(self, code: int | None, reason: str | None) -> None:
         self.upstream.close(_close_code(code, 1000), reason)
