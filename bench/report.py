@@ -4,6 +4,9 @@
 repetitions, ratio A/B of the medians, goal and whether it is met, plus notes that help tell
 noise from signal (other load on the machine, load generator near its ceiling or CPU-bound).
 `python -m bench.report results/<file>.json` re-renders the Markdown.
+
+A results file of `--store-compare` (`"comparison": "store"`: A = Aperture with a session store,
+B = the same without) is judged by `STORE_GOALS` instead of the scenarios' own goals.
 """
 
 from __future__ import annotations
@@ -16,12 +19,29 @@ from pathlib import Path
 from typing import Any
 
 from bench.scenarios import SCENARIOS
-from bench.scenarios.common import Metric
+from bench.scenarios.common import Goal, Metric
 
 OTHER_LOAD_WARN_PCT = 15.0  # other processes used more than this share of one core on average
 LOADGEN_BUSY_PCT = 90.0  # the load generator's core was (almost) saturated
 NEAR_CEILING = 0.7  # a figure above this fraction of the harness ceiling may be harness-bound
 WITHIN = 0.05  # a goal missed by less than this (relative) is reported as "≈", not "no"
+# Issue 10 item 5: with a session store, throughput within 10 % of the same server without one.
+STORE_GOALS: dict[tuple[str, str], Goal] = {
+    ("S1", "hello_rate_32"): Goal("ratio", ">=", 0.9),
+    ("S1", "sliders_rate_32"): Goal("ratio", ">=", 0.9),
+    ("S2", "rtt_per_s_50"): Goal("ratio", ">=", 0.9),
+}
+TITLES = {
+    None: "Aperture vs bokeh serve",
+    "store": "Aperture with a session store (A) vs without (B)",
+}
+
+
+def goal_of(results: dict[str, Any], scenario: str, m: Metric) -> Goal | None:
+    """The goal a metric is judged by in this results file (see STORE_GOALS)."""
+    if results.get("comparison") == "store":
+        return STORE_GOALS.get((scenario, m.key))
+    return m.goal
 
 
 def _stats(values: list[float]) -> dict[str, float] | None:
@@ -57,11 +77,14 @@ def summarize(results: dict[str, Any]) -> list[dict[str, Any]]:
         if not runs:
             continue
         for m in sc.metrics:
-            rows.append(_row(sc.name, m, runs, ceiling.get(sc.name, {}).get("metrics", {}).get(m.key)))
+            top = ceiling.get(sc.name, {}).get("metrics", {}).get(m.key)
+            rows.append(_row(sc.name, m, runs, top, goal_of(results, sc.name, m)))
     return rows
 
 
-def _row(scenario: str, m: Metric, runs: list[dict[str, Any]], ceiling: float | None) -> dict[str, Any]:
+def _row(
+    scenario: str, m: Metric, runs: list[dict[str, Any]], ceiling: float | None, goal_: Goal | None
+) -> dict[str, Any]:
     per = {
         s: _stats([r["metrics"].get(m.key) for r in runs if r["slot"] == s and r.get("metrics")])
         for s in "AB"
@@ -89,9 +112,9 @@ def _row(scenario: str, m: Metric, runs: list[dict[str, Any]], ceiling: float | 
             top = max(x for x in (a, b) if x is not None) if (a or b) else 0
             if top >= NEAR_CEILING * ceiling:
                 notes.append(f"≥{NEAR_CEILING:.0%} of harness ceiling ({_fmt(ceiling)})")
-    goal = m.goal.text() if m.goal else ""
-    met: bool | str | None = m.goal.met(a, ratio) if m.goal else None
-    if met is False and m.goal and m.goal.met(a, ratio, WITHIN):
+    goal = goal_.text() if goal_ else ""
+    met: bool | str | None = goal_.met(a, ratio) if goal_ else None
+    if met is False and goal_ and goal_.met(a, ratio, WITHIN):
         met = "≈"
     return {
         "scenario": scenario, "metric": m.key, "label": m.label, "unit": m.unit, "better": m.better,
@@ -109,7 +132,8 @@ def _wall(run: dict[str, Any]) -> str:
 def markdown(results: dict[str, Any]) -> str:
     rows = summarize(results)
     out = [
-        f"# Aperture vs bokeh serve — {results['started']} ({results['mode']}, {results['reps']} rep(s))",
+        f"# {TITLES.get(results.get('comparison'), 'A vs B')} — {results['started']} "
+        f"({results['mode']}, {results['reps']} rep(s))",
         "",
         f"- A: `{' '.join(results['slots']['A']['cmd'])}`",
         f"- B: `{' '.join(results['slots']['B']['cmd'])}`",

@@ -6,6 +6,9 @@ the other. Every run is wrapped in a `LoadMonitor` (CPU of server, load generato
 else, loadavg) and a hard time limit. First, unless --no-ceiling, the throughput scenarios run
 once against the trivial server in bench/ceiling.py to measure the load generator's own ceiling
 (in full mode again at the end; the better figure is kept).
+`--store-compare` measures the cost of the session store instead: A is the --a-cmd server with
+`--session-store {redis}` (bench/servers.py starts a redis-server per server), B the same server
+without it.
 Results go to bench/results/<timestamp>.json (rewritten after every run, so a partial run keeps
 its data) and bench/results/latest.md, which is also printed.
 """
@@ -34,6 +37,7 @@ from bench.sysload import LoadMonitor, loadavg, wait_for_quiet
 
 RESULTS = Path(__file__).parent / "results"
 QUICK_SET = "S1,S2,S3,S4,S5,S6,S7,S8,S9,S10,S11"
+STORE_SET = "S1,S2"  # default scenarios of --store-compare
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,7 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenarios", default=None, help=f"comma list (default: all = {QUICK_SET})")
     p.add_argument("--reps", type=int, default=None, help="repetitions per slot (default 1 quick, 3 full)")
     p.add_argument("--a-cmd", default=f"{sys.executable} -m aperture serve", help="server command for slot A")
-    p.add_argument("--b-cmd", default=f"{sys.executable} -m bokeh serve", help="server command for slot B")
+    p.add_argument("--b-cmd", default=None, help="server command for slot B (default: bokeh serve)")
+    p.add_argument(
+        "--store-compare",
+        action="store_true",
+        help="A = the --a-cmd server with --session-store {redis} (a fresh redis-server per server), "
+        "B = the same without it; goals: S1 page views/s and S2 round trips/s at least 0.9 x store-off "
+        "(default scenarios S1,S2)",
+    )
     p.add_argument(
         "--param",
         action="append",
@@ -61,7 +72,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quiet-threshold", type=float, default=25.0, help="other load regarded as quiet, %% of a core"
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.comparison = None
+    if args.store_compare:
+        if args.b_cmd is not None:
+            p.error("--store-compare makes slot B the --a-cmd server without a store; drop --b-cmd")
+        args.a_cmd, args.b_cmd = store_compare_cmds(args.a_cmd)
+        args.scenarios = args.scenarios or STORE_SET
+        args.comparison = "store"
+    elif args.b_cmd is None:
+        args.b_cmd = f"{sys.executable} -m bokeh serve"
+    return args
+
+
+def store_compare_cmds(base: str) -> tuple[str, str]:
+    """(store-on, store-off) server commands for `--store-compare`, from the aperture command `base`."""
+    if "--session-store" in shlex.split(base):
+        raise SystemExit("--store-compare adds --session-store {redis} itself; give --a-cmd without it")
+    return f"{base} --session-store {{redis}}", base
 
 
 def parse_params(given: list[str]) -> dict[str, str]:
@@ -177,6 +205,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "started": started,
         "mode": "quick" if args.quick else "full",
+        "comparison": getattr(args, "comparison", None),  # None: A/B as given; "store": store on/off
         "reps": reps,
         "scenarios": names,
         "slots": {k: {"cmd": v.cmd} for k, v in slots.items()},

@@ -5,6 +5,11 @@ fresh process `taskset -c <cpu> <cmd> <apps> --port N --address 127.0.0.1 <args>
 picked here, waits for the "Bokeh app running at:" line on its log (stdout and stderr go to a
 file, so nothing has to drain a pipe), and on exit stops it by PID: SIGTERM, then SIGKILL for
 the process and any children it left (each by PID).
+
+Placeholders in the command and the scenario's args: `{port}` is the server's port; `{redis}`
+starts a fresh `redis-server` for this server (`bench/redisproc.py`: loopback, temporary directory,
+same CPU, counted as server CPU) and becomes its URL - e.g. `aperture serve --session-store {redis}`.
+That Redis is stopped by PID after the server.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.loadgen.client import Target
-from bench.sysload import descendants, same_process
+from bench.redisproc import RedisProcess, start_redis, stop_redis, substitute, wants_redis
+from bench.sysload import HZ, cpu_ticks, descendants, same_process
 
 APPS_DIR = Path(__file__).parent / "apps"
 _START_RE = re.compile(r"Bokeh app running at: http://[^:/\s]+:(\d+)/(\S*)")
@@ -61,6 +67,7 @@ class Server:
     log_path: Path
     apps: list[str]
     host: str = "127.0.0.1"
+    redis: RedisProcess | None = None  # the server's own redis-server (`{redis}` in its command)
 
     @property
     def pid(self) -> int:
@@ -83,6 +90,17 @@ class Server:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
         return ""
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server, its descendants and its Redis."""
+        pids = {self.pid, *descendants(self.pid)}
+        if self.redis is not None:
+            pids.add(self.redis.pid)
+        return sum(cpu_ticks(pid) for pid in pids) / HZ
+
+    def redis_cpu_seconds(self) -> float:
+        """The part of `cpu_seconds` that is its Redis's (0 without one)."""
+        return cpu_ticks(self.redis.pid) / HZ if self.redis is not None else 0.0
 
 
 @dataclass
@@ -115,18 +133,28 @@ class Slot:
     ) -> Server:
         port = free_port()
         cmd = list(self.cmd) + [app_path(a) for a in apps]
-        cmd += ["--port", str(port), "--address", "127.0.0.1"] + [
-            a.replace("{port}", str(port)) for a in args or []
-        ]
+        cmd += ["--port", str(port), "--address", "127.0.0.1"] + list(args or [])
+        values = {"port": str(port)}
+        redis = None
+        if wants_redis(cmd):
+            redis = await start_redis(free_port(), self.cpu)
+            _live.add(redis.pid)
+            values["redis"] = redis.url
+        cmd = substitute(cmd, values)
         if self.cpu is not None and shutil.which("taskset"):
             cmd = ["taskset", "-c", str(self.cpu)] + cmd
         log_path = self.log_dir / f"{self.name}-{port}-{int(time.time() * 1000)}.log"
         full_env = {**os.environ, **(env or {})}
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=full_env
-            )
-        server = Server(proc, port, log_path, apps)
+        try:
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=full_env
+                )
+        except BaseException:
+            if redis is not None:
+                await _stop_redis(redis)
+            raise
+        server = Server(proc, port, log_path, apps, redis=redis)
         _live.add(proc.pid)
         try:
             await _wait_started(server, timeout)
@@ -170,3 +198,11 @@ async def stop(server: Server, grace: float = 5.0) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
     _live.discard(proc.pid)
+    if server.redis is not None:  # after the server: a graceful shutdown writes to it last
+        await _stop_redis(server.redis)
+        server.redis = None
+
+
+async def _stop_redis(redis: RedisProcess) -> None:
+    await stop_redis(redis)
+    _live.discard(redis.pid)

@@ -56,6 +56,16 @@ def descendants(pid: int) -> dict[int, int]:
     return {p: procs[p][2] for p in _tree(procs, {pid}) if p != pid}
 
 
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of one process so far (0 if it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return 0
+    rest = raw[raw.rfind(b")") + 2 :].split()
+    return int(rest[11]) + int(rest[12])
+
+
 def same_process(pid: int, start_time: int) -> bool:
     try:
         raw = Path(f"/proc/{pid}/stat").read_bytes()

@@ -33,6 +33,8 @@ from aperture.store.snapshot import Baseline, ChangeLog, Delta, StoredState
 log = logging.getLogger("aperture.store")
 
 HEARTBEAT_SECONDS = 1.0
+BUSY_FLUSHES_SKIPPED = 5
+YIELD_EVERY = 8  # sessions collected between two turns of the event loop in a flush  # a session busy at this many flushes in a row is read under its lock
 PEER_TTL_SECONDS = 3.0
 
 
@@ -47,6 +49,7 @@ class Kept:
     key: str
     registered: bool = False
     pending: bool = True  # being restored or registered: the flusher leaves it alone
+    skipped: int = 0  # flushes in a row that found the session busy
     written_number: int = -1
     written_resumable: bool = False
     touched: float = field(default_factory=time.monotonic)
@@ -220,8 +223,10 @@ class StoreKeeper:
         now = time.monotonic()
         writes: list[tuple[str, dict[str, bytes], list[str]]] = []
         entries: list[Kept] = []
-        for entry in list(self._kept.values()):
-            if entry.pending:
+        for count, entry in enumerate(list(self._kept.values())):
+            if count and not count % YIELD_EVERY:
+                await asyncio.sleep(0)  # let the interactive path in between sessions
+            if entry.pending or entry.session.destroyed:
                 continue
             if not entry.registered:
                 if not await self.register(entry.session, replace=False):
@@ -267,11 +272,19 @@ class StoreKeeper:
                     self.on_lost(entry.session)
 
     async def _collect(self, entry: Kept) -> Delta | None:
+        """The session's changes since the last flush. Read on the event loop while no locked
+        operation runs (nothing can change the document then); a busy session waits for a later
+        flush, and only one that stayed busy for several flushes is read under its lock."""
         session = entry.session
         if session.destroyed:
             return None
-        if not session.busy:  # nothing can change the document while we read it on the loop
+        if not session.busy:
+            entry.skipped = 0
             return entry.changes.collect(session.document)
+        entry.skipped += 1
+        if entry.skipped < BUSY_FLUSHES_SKIPPED:
+            return Delta()
+        entry.skipped = 0
         delta: Delta | None = await session.run_locked(entry.changes.collect, session.document)
         return delta
 

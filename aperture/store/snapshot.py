@@ -24,13 +24,16 @@ with Bokeh's deserializer, so what comes back is what Bokeh would have sent a cl
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bokeh.core.serialization import Deserializer, Serializer
+from bokeh.core.serialization import Buffer, Deserializer, Serializer
+from bokeh.core.types import ID
 from bokeh.document import Document
 from bokeh.model import Model
 
@@ -71,6 +74,46 @@ def baseline_of(document: Document) -> Baseline:
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+class _StoreSerializer(Serializer):
+    """Bokeh's serializer as the store uses it, made cheap for what a flush does many times a second.
+
+    * Binary data (numpy arrays, typed arrays, bytes) goes to `blobs`, uncompressed, and the value
+      refers to it by position (`{"type": "bytes", "data": {"id": "0"}}`), instead of Bokeh's
+      inline gzip + base64 with a fresh random buffer id: no compression (numeric data hardly
+      compresses), no id generation, and the same value always encodes the same way.
+    * The document's models are found by id when met (`references` = the document's models by id),
+      instead of a reference map of every model built for every encoding.
+    """
+
+    def __init__(self, models: Mapping[str, Model]) -> None:
+        super().__init__(deferred=True)
+        self._models = models
+        self.blobs: list[bytes] = []
+
+    def has_ref(self, obj: Any) -> bool:
+        return self.get_ref(obj) is not None
+
+    def get_ref(self, obj: Any) -> Any:
+        ref = self._references.get(id(obj))
+        if ref is None and isinstance(obj, Model) and self._models.get(obj.id) is obj:
+            ref = obj.ref
+        return ref
+
+    def _encode_bytes(self, obj: bytes | memoryview) -> Any:
+        self.blobs.append(obj.tobytes() if isinstance(obj, memoryview) else bytes(obj))
+        return {"type": "bytes", "data": {"id": str(len(self.blobs) - 1)}}
+
+    def encode_value(self, value: Any) -> tuple[Any, list[str]]:
+        """(the value's representation, its binary parts as base64 text)."""
+        self.blobs = []
+        rep = self.encode(value)
+        return rep, [base64.b64encode(b).decode("ascii") for b in self.blobs]
+
+
+def _blobs(encoded: list[str]) -> list[Buffer]:
+    return [Buffer(ID(str(i)), base64.b64decode(text)) for i, text in enumerate(encoded)]
 
 
 @dataclass
@@ -149,7 +192,7 @@ class ChangeLog:
         if not self.pending:
             return delta
         current: dict[str, Model] = {m.id: m for m in document.models}
-        serializer = Serializer(references=set(current.values()), deferred=False)
+        serializer = _StoreSerializer(current)
         dirty, self._dirty = self._dirty, {}
         if self._everything:
             self._everything = False
@@ -177,7 +220,7 @@ class ChangeLog:
             )
         return delta
 
-    def _record(self, model: Model, attached: bool, serializer: Serializer) -> dict[str, Any] | None:
+    def _record(self, model: Model, attached: bool, serializer: _StoreSerializer) -> dict[str, Any] | None:
         mid = model.id
         if mid in self.baseline.model_ids:
             names = list(self.changed.get(mid, ()))
@@ -187,12 +230,19 @@ class ChangeLog:
         else:
             return None  # made later and already dropped again
         attributes: dict[str, Any] = {}
+        blobs: dict[str, list[str]] = {}
         for name, value in values.items():
             try:
-                attributes[name] = serializer.encode(value)
+                attributes[name], encoded = serializer.encode_value(value)
             except Exception as exc:  # a value Bokeh cannot serialize could not reach a client either
                 log.debug("Not storing %s.%s: %s", mid, name, exc)
-        return {"t": model.__qualified_model__, "o": self.order.get(mid, 0), "a": attributes}
+                continue
+            if encoded:
+                blobs[name] = encoded
+        record = {"t": model.__qualified_model__, "o": self.order.get(mid, 0), "a": attributes}
+        if blobs:
+            record["b"] = blobs  # binary parts per property, base64, referred to by position
+        return record
 
 
 @dataclass
@@ -243,37 +293,41 @@ def restore(document: Document, baseline: Baseline, state: StoredState) -> Resto
     report.created = len(made)
     everything = [*references, *made.values()]
 
-    def decoded(value: Any) -> Any:
-        return Deserializer(references=everything, setter=RESTORING).decode(value)
+    def decoded(record: dict[str, Any], name: str) -> Any:
+        blobs = _blobs(record.get("b", {}).get(name, []))
+        return Deserializer(references=everything, setter=RESTORING).decode(record["a"][name], blobs)
 
     for mid, model in made.items():  # models made after the build: no callbacks of their own yet
-        for name, value in state.models[mid]["a"].items():
-            _quietly(model, name, decoded(value))
+        for name in state.models[mid]["a"]:
+            _quietly(model, name, decoded(state.models[mid], name))
     ordered = sorted(
         ((mid, record) for mid, record in state.models.items() if mid in baseline.model_ids),
         key=lambda item: item[1].get("o", 0),
     )
     for mid, record in ordered:  # as a client's change: on_change callbacks run
         model = built[mid]
-        for name, value in record["a"].items():
+        for name in record["a"]:
             try:
-                model.set_from_json(name, decoded(value), setter=RESTORING)
+                model.set_from_json(name, decoded(record, name), setter=RESTORING)
                 report.properties += 1
             except Exception as exc:
                 report.callback_errors += 1
                 log.warning("Restoring %s.%s raised %s: %s", mid, name, type(exc).__name__, exc)
     if state.doc is not None:
         _restore_roots(document, state.doc, {**built, **made})
-    serializer = Serializer(references=set(everything), deferred=False)
+    serializer = _StoreSerializer({m.id: m for m in everything})
     for mid, record in ordered:  # what a callback set otherwise goes back to the stored value
         model = built[mid]
         for name, value in record["a"].items():
             try:
-                same = serializer.encode(getattr(model, name)) == value
+                same = serializer.encode_value(getattr(model, name)) == (
+                    value,
+                    record.get("b", {}).get(name, []),
+                )
             except Exception:
                 same = False
             if not same:
-                _quietly(model, name, decoded(value))
+                _quietly(model, name, decoded(record, name))
     return report
 
 

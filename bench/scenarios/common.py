@@ -108,6 +108,7 @@ class LoopResult(Generic[S]):
     window_s: float
     states: list[S]
     censored: int = 0  # latencies that are lower bounds (the step timed out)
+    completed: int = 0  # steps completed at any time (warm-up and window): CPU cost per step
 
     @property
     def rate(self) -> float:
@@ -161,6 +162,7 @@ async def closed_loop(
     lat: list[float] = []
     errors: list[str] = []
     censored: list[int] = []
+    completed: list[int] = []
     by_start = count == "started"
 
     async def user(st: S) -> None:
@@ -178,6 +180,7 @@ async def closed_loop(
                 await asyncio.sleep(0.1)
                 continue
             te = time.perf_counter()
+            completed.append(1)
             if (t_w <= ts < t_end) if by_start else (t_w <= te <= t_end):
                 lat.append(te - ts)
             if think:
@@ -189,7 +192,19 @@ async def closed_loop(
         t.cancel()
     if pending:
         await asyncio.wait(pending, timeout=5)
-    return LoopResult(lat, errors, duration, states, len(censored))
+    return LoopResult(lat, errors, duration, states, len(censored), len(completed))
+
+
+async def loop_with_cpu(server: Any, loop: Awaitable[LoopResult[S]]) -> tuple[LoopResult[S], float, float]:
+    """Run a `closed_loop`; also return the server's CPU seconds per completed step (its process
+    tree and its Redis, from /proc; other load on the machine moves it much less than throughput),
+    and the part of it that was its Redis's (0 without one)."""
+    cpu0, redis0 = server.cpu_seconds(), server.redis_cpu_seconds()
+    res = await loop
+    cpu, redis = server.cpu_seconds() - cpu0, server.redis_cpu_seconds() - redis0
+    if not res.completed:
+        return res, float("nan"), float("nan")
+    return res, cpu / res.completed, redis / res.completed
 
 
 async def open_many(

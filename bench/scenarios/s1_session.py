@@ -4,7 +4,8 @@ For the `hello` app (one Div) and the `sliders` app (plot + 4 sliders, 200 point
 server: latency at 1 virtual user (median of GET..PULL-DOC-REPLY, close not included), then
 throughput with 32 virtual users looping back to back: page views per second = 32 / mean loop time
 (Little's law, not quantized for slow servers; the closing handshake is part of each loop; the plain
-count of loops completed in the window is in the info as `*_rate_per_s`). Each user keeps one
+count of loops completed in the window is in the info as `*_rate_per_s`), and the server's CPU time
+per page view in that loop (server process tree and its Redis, if any; informational). Each user keeps one
 keep-alive HTTP connection for its page GETs, as a browser would, and opens a new websocket per view.
 """
 
@@ -23,6 +24,7 @@ from .common import (
     Outcome,
     Scenario,
     closed_loop,
+    loop_with_cpu,
     ms,
     percentile,
 )
@@ -52,15 +54,20 @@ async def run(slot: Slot, cfg: Config) -> Outcome:
             out.info[f"{app}_latency_p90_ms"] = ms(percentile(lat, 90))
 
             users = [HTTPConnection(target.host, target.port) for _ in range(32)]
-            res = await closed_loop(
-                users,
-                lambda h, _i, t=target: _view(t, h),
-                duration=cfg.q(4.0, 15.0),
-                warmup=cfg.q(1.0, 3.0),
+            res, cpu, redis_cpu = await loop_with_cpu(
+                srv,
+                closed_loop(
+                    users,
+                    lambda h, _i, t=target: _view(t, h),
+                    duration=cfg.q(4.0, 15.0),
+                    warmup=cfg.q(1.0, 3.0),
+                ),
             )
             for h in users:
                 await h.close()
             out.metrics[f"{app}_rate_32"] = round(res.rate_little, 2)
+            out.metrics[f"{app}_cpu_ms_32"] = ms(cpu)
+            out.info[f"{app}_32u_redis_cpu_ms"] = ms(redis_cpu)
             out.info.update(res.summary(f"{app}_32u_"))
     return out
 
@@ -81,6 +88,7 @@ SCENARIO = Scenario(
             Goal("ratio", ">=", 2.5),
             ceiling=True,
         ),
+        Metric("hello_cpu_ms_32", "hello: server CPU per page view, 32 users", "ms", "lower"),
         Metric(
             "sliders_latency_ms",
             "sliders: page→PULL-DOC latency, 1 user",
@@ -96,6 +104,7 @@ SCENARIO = Scenario(
             Goal("ratio", ">=", 2.5),
             ceiling=True,
         ),
+        Metric("sliders_cpu_ms_32", "sliders: server CPU per page view, 32 users", "ms", "lower"),
     ),
     run=run,
     budget_s=(90, 240),

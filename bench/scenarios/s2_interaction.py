@@ -4,7 +4,8 @@ ColumnDataChanged PATCH-DOC and the OK.
 Round trip (send -> OK, the data patch arrives before the OK) at 1 session: median over 50 (full:
 200) sequential changes after 5 warm-up ones. Throughput: 50 sessions, each changing its slider back
 to back; completed round trips per second (50 / mean round trip, Little's law; the completion count
-is in the info). `missing_patches` counts round trips whose OK came without a data patch.
+is in the info), and the server's CPU time per round trip in that loop (server process tree and its
+Redis, if any; informational). `missing_patches` counts round trips whose OK came without a data patch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .common import (
     Scenario,
     close_all,
     closed_loop,
+    loop_with_cpu,
     ms,
     open_many,
     percentile,
@@ -67,8 +69,12 @@ async def run(slot: Slot, cfg: Config) -> Outcome:
 
         sessions = await open_many(target, 50, concurrency=4)
         users = make_users(sessions)
-        res = await closed_loop(users, user_step, duration=cfg.q(4.0, 15.0), warmup=cfg.q(1.0, 3.0))
+        res, cpu, redis_cpu = await loop_with_cpu(
+            srv, closed_loop(users, user_step, duration=cfg.q(4.0, 15.0), warmup=cfg.q(1.0, 3.0))
+        )
         out.metrics["rtt_per_s_50"] = round(res.rate_little, 2)
+        out.metrics["cpu_us_per_rt_50"] = round(cpu * 1e6, 1)
+        out.info["50s_redis_cpu_us"] = round(redis_cpu * 1e6, 1)
         out.info.update(res.summary("50s_"))
         out.info["sessions_opened"] = len(sessions)
         out.info["missing_patches"] = sum(u.missing for u in one + users)
@@ -92,6 +98,7 @@ SCENARIO = Scenario(
             Goal("ratio", ">=", 3.0),
             ceiling=True,
         ),
+        Metric("cpu_us_per_rt_50", "server CPU per round trip, 50 sessions", "µs", "lower"),
     ),
     run=run,
     budget_s=(60, 180),
