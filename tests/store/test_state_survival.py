@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import hashlib
 import json
 import os
 import re
 import signal
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,7 +31,7 @@ from bokeh.client import pull_session
 from bokeh.document import Document
 from bokeh.util.token import generate_jwt_token, generate_session_id
 
-from tests.support.redis import RedisServer
+from tests.support.redis import RedisServer, stored_key, wait_stored
 from tests.support.servers import LogMark, ServerProcess
 from tests.support.wsclient import BokehClient, model_changed, model_id, ws_url
 
@@ -92,22 +90,6 @@ def store(redis_server: RedisServer) -> Iterator[Any]:
 
 def identity(server: ServerProcess) -> bytes:
     return f"127.0.0.1:{server.port}|".encode()
-
-
-def stored_key(route: str, session_id: str) -> str:
-    """The session's hash: `aperture:s:` and the start of sha256(route NUL session id)."""
-    return "aperture:s:" + hashlib.sha256(f"{route}\0{session_id}".encode()).hexdigest()[:40]
-
-
-def wait_stored(store: Any, key: str, needle: bytes, timeout: float = 10.0) -> dict[bytes, bytes]:
-    """Poll the session's hash until one of its values contains `needle`; return the hash."""
-    deadline = time.monotonic() + timeout
-    while True:
-        fields = store.hgetall(key)
-        if any(needle in value for value in fields.values()):
-            return fields
-        assert time.monotonic() < deadline, f"{needle!r} not stored under {key} in {timeout} s: {fields}"
-        time.sleep(0.02)
 
 
 def kill(server: ServerProcess) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import time
 import uuid
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 from bokeh.util.token import get_session_id
 
-from tests.support.redis import RedisServer
+from tests.support.redis import RedisServer, stored_key, wait_stored
 from tests.support.servers import ServerProcess
 from tests.support.wsclient import BokehClient, fetch_token, model_changed, ws_url
 
@@ -60,21 +59,6 @@ def started() -> Iterator[list[ServerProcess]]:
     yield servers
     for server in servers:
         server.stop()
-
-
-def stored_key(route: str, session_id: str) -> str:
-    return "aperture:s:" + hashlib.sha256(f"{route}\0{session_id}".encode()).hexdigest()[:40]
-
-
-def wait_stored(store: Any, key: str, needle: bytes, timeout: float = 10.0) -> dict[bytes, bytes]:
-    """Poll the session's hash until one of its values contains `needle`; return the hash."""
-    deadline = time.monotonic() + timeout
-    while True:
-        fields = store.hgetall(key)
-        if any(needle in value for value in fields.values()):
-            return fields
-        assert time.monotonic() < deadline, f"{needle!r} not stored under {key} in {timeout} s: {fields}"
-        time.sleep(0.02)
 
 
 def find(doc: Any, **attributes: Any) -> str:

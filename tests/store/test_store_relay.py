@@ -20,8 +20,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +37,6 @@ from tests.store.test_store_trouble import (
     connect,
     page,
     pull,
-    release,
     round_trip,
     runs_of,
     set_value,
@@ -47,6 +44,7 @@ from tests.store.test_store_trouble import (
     stored_value,
     until,
 )
+from tests.support.listener import Listener
 from tests.support.redis import RedisServer
 from tests.support.servers import LogMark, ServerProcess
 from tests.support.wsclient import BokehClient, Closed, model_changed, model_id, ws_url
@@ -55,19 +53,6 @@ APP = "tests/apps/store_h2/counter.py"
 KEY = "store-relay-test-key-" + "k" * 24
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def redis(redis_server: RedisServer) -> Iterator[RedisServer]:
-    yield redis_server
-    release(redis_server)
-
-
-@pytest.fixture
-def store(redis: RedisServer) -> Iterator[Any]:
-    client = redis.client()
-    yield client
-    client.close()
 
 
 def instance(server_factory: Any, redis: RedisServer, runs: Path, *extra: str, **env: str) -> ServerProcess:
@@ -84,39 +69,6 @@ def identity(server: ServerProcess, worker: str = "") -> str:
 def owner_of(store: Any, session_id: str) -> str:
     value = store.hget(session_key(ROUTE, session_id), "owner")
     return "<none>" if value is None else str(value.decode())
-
-
-class Listener:
-    """A loopback TCP listener recording every connection made to it (where a forged hint points)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.received: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1.0)
-                try:
-                    self.received.append(conn.recv(65536))
-                except OSError:
-                    self.received.append(b"")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +54,6 @@ def release(redis: RedisServer, *, kill: bool = False) -> None:
         redis.stop()
     if proc is not None and proc.stderr is not None:
         proc.stderr.close()
-
-
-@pytest.fixture
-def redis(redis_server: RedisServer) -> Iterator[RedisServer]:
-    yield redis_server
-    release(redis_server)
-
-
-@pytest.fixture
-def store(redis: RedisServer) -> Iterator[Any]:
-    """A redis-py client of the test's own, to look at what Aperture stored."""
-    client = redis.client()
-    yield client
-    client.close()
 
 
 def store_args(url: str) -> list[str]:

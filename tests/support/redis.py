@@ -12,6 +12,7 @@ Nothing is persisted (`--save ""`, no AOF), so a restart comes back empty unless
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -155,3 +156,19 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stored_key(route: str, session_id: str) -> str:
+    """The session's hash, computed here independently: `aperture:s:` and sha256(route NUL session id)."""
+    return "aperture:s:" + hashlib.sha256(f"{route}\0{session_id}".encode()).hexdigest()[:40]
+
+
+def wait_stored(store: Any, key: str, needle: bytes, timeout: float = 10.0) -> dict[bytes, bytes]:
+    """Poll the session's hash until one of its values contains `needle`; return the hash."""
+    deadline = time.monotonic() + timeout
+    while True:
+        fields = store.hgetall(key)
+        if any(needle in value for value in fields.values()):
+            return dict(fields)
+        assert time.monotonic() < deadline, f"{needle!r} not stored under {key} in {timeout} s: {fields}"
+        time.sleep(0.02)
