@@ -81,6 +81,7 @@ class Config:
     advertise_address: str | None = None
     session_store: str | None = field(default=None, repr=False)  # may hold a password
     session_store_flush: int = 200  # milliseconds
+    accelerate: bool = True  # use aperture.accelerate where the Bokeh version was verified
     worker_restart_limit: int = 10
     worker_restart_window: int = 60
     js_log_level: str = "info"
@@ -369,6 +370,8 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         advertise_address=_host_port(flags.get("advertise_address"), "--advertise-address"),
         session_store=_store_url(flags.get("session_store") or _env(env, "APERTURE_SESSION_STORE")),
         session_store_flush=_positive(given("session_store_flush", 200), "--session-store-flush"),
+        accelerate=not flags.get("no_accelerate")
+        and parse_bool(_env(env, "APERTURE_ACCELERATE") or "yes", "APERTURE_ACCELERATE"),
         worker_restart_limit=_positive(
             given("worker_restart_limit", 10), "--worker-restart-limit", allow_zero=True
         ),

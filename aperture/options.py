@@ -245,6 +245,13 @@ SETTINGS: tuple[Setting, ...] = (
         kind="int",
         metavar="SECONDS",
     ),
+    _s(
+        "no_accelerate",
+        "Do Bokeh's document work (serialization, model construction) with Bokeh's own code paths only, "
+        "without Aperture's accelerators (which give identical results, faster; they are active only on the "
+        "Bokeh versions they were verified against). Also APERTURE_ACCELERATE=no. Aperture only.",
+        kind="bool",
+    ),
     _s("glob", "Expand app paths as glob patterns.", kind="bool"),
 )
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aperture.security.owner_hints import OwnerHint, format_hint, parse_hint, sign_hint, verify_hint
+from aperture.worker_loads import WorkerLoads
 
 log = logging.getLogger("aperture.relay")
 
@@ -44,6 +45,7 @@ class WorkerGroup:
     count: int
     number: int  # this process's number
     key: bytes = field(repr=False)  # signs hints; BOKEH_SECRET_KEY or a random key of the supervisor's
+    loads: WorkerLoads | None = field(default=None, repr=False, compare=False)  # open connections per worker
 
     def socket_path(self, number: int) -> str:
         return os.path.join(self.directory, f"worker-{number}.sock")

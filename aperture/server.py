@@ -27,6 +27,7 @@ from urllib.parse import quote
 import bokeh
 
 from aperture import __version__
+from aperture.accelerate import activation
 from aperture.apps import curdoc, model_ids
 from aperture.apps.loading import AppSpec, applications_for_objects
 from aperture.config import Config, resolve
@@ -161,6 +162,7 @@ class Server:
         for them to finish (they are refused instead if shutdown begins first).
         """
         curdoc.install()
+        activation.activate(self.config.accelerate)
         self.bind()
         self._loop = asyncio.get_running_loop()
         cfg = self.config

@@ -78,7 +78,7 @@ class RedisProcess:
         return ""
 
 
-async def start_redis(port: int, cpu: int | None = None, timeout: float = 10.0) -> RedisProcess:
+async def start_redis(port: int, cpu: int | str | None = None, timeout: float = 10.0) -> RedisProcess:
     """Start redis-server on 127.0.0.1:`port` and wait until it answers PING."""
     program = redis_program()
     if program is None:

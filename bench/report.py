@@ -51,9 +51,20 @@ def _stats(values: list[float]) -> dict[str, float] | None:
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
 
 
+def ratio_of(a: float | None, b: float | None) -> float | None:
+    """A/B; infinite when B is 0 and A is not (e.g. a server that served nothing in a window)."""
+    if a is None or b is None or math.isnan(a) or math.isnan(b):
+        return None
+    if b == 0:
+        return math.inf if a > 0 else None
+    return a / b
+
+
 def _fmt(x: float | None) -> str:
     if x is None or math.isnan(x):
         return "–"
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
     if abs(x) >= 100:
         return f"{x:,.0f}"
     if abs(x) >= 10:
@@ -91,7 +102,7 @@ def _row(
     }
     a = per["A"]["median"] if per["A"] else None
     b = per["B"]["median"] if per["B"] else None
-    ratio = a / b if a is not None and b not in (None, 0) else None
+    ratio = ratio_of(a, b)
     notes = []
     skipped = {r.get("skipped") for r in runs if r.get("skipped")}
     errors = [f"{r['slot']}: {r['error']}" for r in runs if r.get("error")]

@@ -107,7 +107,7 @@ class Server:
 class Slot:
     name: str
     cmd: list[str]
-    cpu: int | None = 1
+    cpu: int | str | None = 1  # taskset CPU list ("0,1" = both)
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-logs-")))
 
     @contextlib.asynccontextmanager

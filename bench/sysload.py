@@ -56,6 +56,17 @@ def descendants(pid: int) -> dict[int, int]:
     return {p: procs[p][2] for p in _tree(procs, {pid}) if p != pid}
 
 
+def tree_ticks(pid: int) -> int:
+    """utime + stime so far of `pid` and its live descendants."""
+    procs = _read_procs()
+    return sum(procs[p][1] for p in _tree(procs, {pid}))
+
+
+def machine_busy_ticks() -> int:
+    """Busy ticks of all CPUs so far (minus idle and iowait)."""
+    return _cpu_busy()[0]
+
+
 def cpu_ticks(pid: int) -> int:
     """utime + stime of one process so far (0 if it is gone)."""
     try:
@@ -126,6 +137,8 @@ class LoadMonitor:
         self._acc = {"machine": 0, "server": 0, "loadgen": 0, "other": 0}
         self._other_max = 0.0
         self._lock = threading.Lock()
+        self._gone_ticks = 0  # last-seen ticks of exited processes not yet in RUSAGE_CHILDREN
+        self._gone_server = False
 
     def __enter__(self) -> LoadMonitor:
         self._la0 = loadavg()
@@ -161,12 +174,21 @@ class LoadMonitor:
                 d_server += delta
         # Children that exited and were reaped since the last sample: their last ticks are only in
         # this process's RUSAGE_CHILDREN (e.g. a server's shutdown); count what was not seen yet.
+        # A grandchild (a `--num-procs` worker) is reaped by its parent and reaches RUSAGE_CHILDREN
+        # only with that parent, maybe samples later: the ticks already counted of every exited
+        # process wait in `_gone_ticks` until then.
         gone = [p for p in ours0 if p not in procs1 or procs1[p][2] != procs0[p][2]]
-        if gone:
-            unseen = max(0, reaped1 - reaped0 - sum(procs0[p][1] for p in gone))
+        self._gone_ticks += sum(procs0[p][1] for p in gone)
+        self._gone_server |= any(p in servers0 for p in gone)
+        d_reaped = reaped1 - reaped0
+        if d_reaped > 0:
+            unseen = max(0, d_reaped - self._gone_ticks)
+            self._gone_ticks = max(0, self._gone_ticks - d_reaped)
             d_ours += unseen
-            if any(p in servers0 for p in gone):
+            if self._gone_server:
                 d_server += unseen
+            if not self._gone_ticks:
+                self._gone_server = False
         d_other = max(0, d_machine - d_ours)
         with self._lock:
             self._acc["machine"] += d_machine

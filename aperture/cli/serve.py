@@ -122,6 +122,7 @@ def _serve_workers(config: Config, apps: dict[str, Any], sockets: list[Any]) -> 
     from aperture.cli.workers import Supervisor, check_forking_available, private_directory
     from aperture.peers import WorkerGroup
     from aperture.server import Server
+    from aperture.worker_loads import WorkerLoads
 
     try:
         check_forking_available()
@@ -132,10 +133,13 @@ def _serve_workers(config: Config, apps: dict[str, Any], sockets: list[Any]) -> 
     # each other over Unix sockets in a directory only this user can enter.
     key = config.secret_key or secrets.token_bytes(32)
     directory = private_directory()
+    loads = WorkerLoads(config.num_procs)  # shared by the forked workers: spreads connections over them
 
     def work(number: int) -> None:
         log.info("Worker %d serving with process id: %d", number, os.getpid())
-        workers = WorkerGroup(directory=directory, count=config.num_procs, number=number, key=key)
+        workers = WorkerGroup(
+            directory=directory, count=config.num_procs, number=number, key=key, loads=loads
+        )
         Server(apps, config=config, sockets=sockets, workers=workers).run(install_signal_handlers=True)
 
     log.info("Supervising %d workers from process id: %d", config.num_procs, os.getpid())

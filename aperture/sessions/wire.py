@@ -16,6 +16,8 @@ from bokeh.core.serialization import Serialized, Serializer
 from bokeh.core.types import ID
 from bokeh.document import Document
 
+from aperture.accelerate import activation
+from aperture.accelerate import serialization as accelerated
 from aperture.protocol import Buffer, RawJSON
 
 
@@ -37,6 +39,9 @@ def _buffers(items: Sequence[BokehBuffer]) -> list[Buffer]:
 
 def encode_events(doc: Document, events: Sequence[Any]) -> tuple[RawJSON, list[Buffer]]:
     """PATCH-DOC content for `events`; models it sends in full count as synced afterwards."""
+    if activation.active():
+        fast = accelerated.encode_events(doc, events)
+        return _dumps({"events": fast.content}), _buffers(fast.buffers)
     serializer = Serializer(references=doc.models.synced_references)
     encoded = serializer.encode(list(events))
     doc.models.flush_synced(lambda model: not serializer.has_ref(model))
@@ -45,7 +50,7 @@ def encode_events(doc: Document, events: Sequence[Any]) -> tuple[RawJSON, list[B
 
 def encode_document(doc: Document) -> tuple[RawJSON, list[Buffer]]:
     """The `doc` object of PULL-DOC-REPLY."""
-    serialized = doc.to_json()
+    serialized = accelerated.encode_document(doc) if activation.active() else doc.to_json()
     return _dumps(serialized.content), _buffers(serialized.buffers or [])
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import tornado
 from tornado.httpserver import HTTPServer
+from tornado.ioloop import PeriodicCallback
+from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets, bind_unix_socket
 
 from aperture.config import Config
@@ -25,7 +27,7 @@ from aperture.core import ServerCore
 from aperture.errors import CLOSE_GOING_AWAY, ConfigError
 from aperture.pages import PageRenderer, favicon_path
 from aperture.web.auth import AuthPolicy
-from aperture.web.listener import paced
+from aperture.web.listener import paced, shared_listener
 from aperture.web.routes import build_application
 from aperture.web.websocket import KeepAlive
 
@@ -80,6 +82,27 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+class CountingHTTPServer(HTTPServer):
+    """Tornado's HTTP server, counting its open connections (a websocket's ends with its upgrade)."""
+
+    open_connections = 0
+
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        self.open_connections += 1
+        super().handle_stream(stream, address)
+
+    def on_close(self, server_conn: object) -> None:
+        self.open_connections -= 1
+        super().on_close(server_conn)
+
+
+def _is_unix_path(sock: socket.socket, path: str) -> bool:
+    try:
+        return sock.family == socket.AF_UNIX and sock.getsockname() == path
+    except OSError:
+        return False
+
+
 class FrontEnd:
     """The HTTP and websocket side of one server process."""
 
@@ -97,7 +120,8 @@ class FrontEnd:
         self.sockets = sockets
         self.port = port
         self.keepalive = KeepAlive(core.config.keep_alive)
-        self._http: HTTPServer | None = None
+        self._http: CountingHTTPServer | None = None
+        self._publisher: PeriodicCallback | None = None  # this worker's load, for its siblings
 
     def start(self, renderer: PageRenderer) -> None:
         cfg = self.core.config
@@ -113,15 +137,48 @@ class FrontEnd:
         )
         # idle_connection_timeout bounds the wait for a request's headers (also between keep-alive
         # requests), so a client trickling header lines cannot hold a connection for Tornado's hour.
-        self._http = HTTPServer(
+        self._http = CountingHTTPServer(
             app, xheaders=cfg.use_xheaders, ssl_options=self.tls, idle_connection_timeout=cfg.header_timeout
         )
-        self._http.add_sockets(paced(self.sockets))
+        self._http.add_sockets(self._listeners())
         self.keepalive.start()
         self.core.on_session_moved = self._close_session_websockets
 
+    def _listeners(self) -> list[socket.socket]:
+        """The sockets for `HTTPServer.add_sockets`: paced, and those shared with sibling workers
+        spread over them (`aperture.worker_loads`); a worker's private relay socket is not shared."""
+        workers = self.core.peers.workers
+        if workers is None or workers.loads is None:
+            return paced(self.sockets)
+        loads, number = workers.loads, workers.number
+        private = workers.socket_path(number)
+
+        def over_share() -> bool:
+            load = self.connections()
+            loads.publish(number, load)
+            return loads.over_share(number, load)
+
+        loads.publish(number, 0)
+        self._publisher = PeriodicCallback(lambda: loads.publish(number, self.connections()), 100)
+        self._publisher.start()
+        return [
+            paced([sock])[0] if _is_unix_path(sock, private) else shared_listener(sock, over_share)
+            for sock in self.sockets
+        ]
+
+    def connections(self) -> int:
+        """Open HTTP connections and websockets of this process."""
+        http = self._http.open_connections if self._http is not None else 0
+        return http + len(self.keepalive.sockets)
+
     def stop_listening(self) -> None:
         """Close the listening sockets; connections already open stay."""
+        if self._publisher is not None:
+            self._publisher.stop()
+            self._publisher = None
+            workers = self.core.peers.workers
+            if workers is not None and workers.loads is not None:
+                workers.loads.withdraw(workers.number)
         if self._http is not None:
             self._http.stop()
 

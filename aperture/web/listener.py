@@ -1,4 +1,5 @@
-"""`PacedListener`: a listening socket whose accepting backs off while file descriptors run out.
+"""`PacedListener`: accepting connections without spinning when descriptors run out, and fairly
+between worker processes.
 
 Tornado's accept handler lets an `OSError` from `accept()` escape. At EMFILE or ENFILE the
 listening socket stays readable, so the event loop calls the handler again at once: a spinning
@@ -9,6 +10,15 @@ one warning is logged per `LOG_INTERVAL`, and accepting resumes by itself, with 
 so, once a descriptor is free. Connections that arrive meanwhile wait in the kernel's backlog.
 Errors that concern only the connection being accepted (Linux reports some network errors of
 the new connection from `accept`) skip that connection, as Tornado does for ECONNABORTED.
+
+A socket shared by `--num-procs` workers (`shared_listener`) spreads connections over them.
+Tornado's handler accepts up to 128 connections per readiness event, so the worker woken first
+took every connection waiting in the backlog, and with keep-alive clients (browsers, proxies)
+one worker could end up holding all of them while the others idled. A shared listener accepts
+one connection per turn of the event loop (a worker busy running an app has long turns and
+takes fewer), and a worker holding clearly more connections than a live sibling (`over_share`,
+see `aperture.worker_loads`) stops watching the socket for `DEFER` seconds at a time, so the
+sibling takes the connection; if none did within `DEFER_LIMIT`, it accepts the connection itself.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from tornado.ioloop import IOLoop
+
+from aperture.worker_loads import DEFER, DEFER_LIMIT
 
 log = logging.getLogger("aperture.server")
 
@@ -42,8 +54,17 @@ _ONE_CONNECTION = frozenset(
 class PacedListener:
     """Wraps a listening socket for `HTTPServer.add_sockets`; see the module docstring."""
 
-    def __init__(self, sock: socket.socket, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        over_share: Callable[[], bool] | None = None,
+    ) -> None:
         self._sock = sock
+        self._over_share = over_share  # set for a socket shared with sibling workers
+        self._turn_taken = False  # shared: a connection was accepted in this loop turn
+        self._deferring_since: float | None = None  # shared: the waiting connection is left to a sibling
         self._clock = clock
         self._name = _describe(sock)
         self._pause = FIRST_PAUSE
@@ -57,6 +78,17 @@ class PacedListener:
         return self._sock.fileno()
 
     def accept(self) -> tuple[socket.socket, Any]:
+        if self._turn_taken:
+            # Tornado's handler stops its accept loop quietly on BlockingIOError; the socket stays
+            # readable, so the next turn (or a sibling worker) takes the next connection.
+            raise BlockingIOError(errno.EAGAIN, "one connection per loop turn")
+        if self._over_share is not None and self._over_share():
+            now = self._clock()
+            if self._deferring_since is None:
+                self._deferring_since = now
+            if now - self._deferring_since < DEFER_LIMIT:
+                self._pause_watching(DEFER)
+                raise BlockingIOError(errno.EAGAIN, "left to a less loaded worker")
         try:
             connection, address = self._sock.accept()
         except OSError as exc:
@@ -69,7 +101,14 @@ class PacedListener:
             raise
         if self._short_since is not None:
             self._recovered()
+        if self._over_share is not None:
+            self._deferring_since = None
+            self._turn_taken = True
+            IOLoop.current().add_callback(self._next_turn)
         return connection, address
+
+    def _next_turn(self) -> None:
+        self._turn_taken = False
 
     def close(self) -> None:
         self._closed = True
@@ -99,10 +138,13 @@ class PacedListener:
             )
             self._last_warning = now
             self._refused = 0
+        self._pause_watching(self._pause)
+        self._pause = min(self._pause * 2, MAX_PAUSE)
+
+    def _pause_watching(self, seconds: float) -> None:
         loop = IOLoop.current()
         loop.update_handler(self.fileno(), 0)  # stop watching the socket: it would stay readable
-        self._resume_timer = loop.call_later(self._pause, self._resume)
-        self._pause = min(self._pause * 2, MAX_PAUSE)
+        self._resume_timer = loop.call_later(seconds, self._resume)
 
     def _resume(self) -> None:
         self._resume_timer = None
@@ -125,6 +167,12 @@ class PacedListener:
 def paced(sockets: Iterable[socket.socket]) -> list[socket.socket]:
     """The sockets wrapped for `HTTPServer.add_sockets`, which needs only fileno, accept and close."""
     return [cast(socket.socket, PacedListener(sock)) for sock in sockets]
+
+
+def shared_listener(sock: socket.socket, over_share: Callable[[], bool]) -> socket.socket:
+    """`sock`, shared with sibling workers, wrapped to spread connections over them; `over_share()`
+    tells whether this worker holds clearly more connections than a sibling."""
+    return cast(socket.socket, PacedListener(sock, over_share=over_share))
 
 
 def _describe(sock: socket.socket) -> str:

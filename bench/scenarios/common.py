@@ -147,6 +147,7 @@ async def closed_loop(
     step_timeout: float = 30.0,
     think: float = 0.0,
     count: str = "completed",
+    stamps: list[tuple[float, float]] | None = None,
 ) -> LoopResult[S]:
     """Each state drives one virtual user calling `step(state, i)` back to back (plus `think`).
 
@@ -156,6 +157,8 @@ async def closed_loop(
     stall is measured in full rather than cut off; a step that times out counts with the time it
     had taken (a lower bound, counted in `censored`).
     Bounded by `max_iters` per user and by time; stragglers are cancelled.
+    `stamps`, if given, gets (start, end) `perf_counter` times of every completed step (for
+    figures over several windows, see `Span`).
     """
     t0 = time.perf_counter()
     t_w, t_end = t0 + warmup, t0 + warmup + duration
@@ -181,6 +184,8 @@ async def closed_loop(
                 continue
             te = time.perf_counter()
             completed.append(1)
+            if stamps is not None:
+                stamps.append((ts, te))
             if (t_w <= ts < t_end) if by_start else (t_w <= te <= t_end):
                 lat.append(te - ts)
             if think:
@@ -205,6 +210,116 @@ async def loop_with_cpu(server: Any, loop: Awaitable[LoopResult[S]]) -> tuple[Lo
     if not res.completed:
         return res, float("nan"), float("nan")
     return res, cpu / res.completed, redis / res.completed
+
+
+@dataclass
+class Span:
+    """A measuring window [start, end) in `perf_counter` seconds, and the server's CPU seconds
+    (process tree and Redis; its Redis's part separately) sampled at its edges by `sample_cpu`."""
+
+    start: float
+    end: float
+    cpu: tuple[float, float] = (math.nan, math.nan)
+    redis_cpu: tuple[float, float] = (math.nan, math.nan)
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+
+async def sample_cpu(server: Any, spans: Sequence[Span]) -> None:
+    """Sleep until each span edge in turn and record the server's CPU time there."""
+    edges = sorted((t, i, k) for i, sp in enumerate(spans) for k, t in enumerate((sp.start, sp.end)))
+    got: dict[tuple[int, int], tuple[float, float]] = {}
+    for t, i, k in edges:
+        await asyncio.sleep(max(0.0, t - time.perf_counter()))
+        got[(i, k)] = (server.cpu_seconds(), server.redis_cpu_seconds())
+    for i, sp in enumerate(spans):
+        (c0, r0), (c1, r1) = got[(i, 0)], got[(i, 1)]
+        sp.cpu, sp.redis_cpu = (c0, c1), (r0, r1)
+
+
+def span_figures(stamps: Sequence[tuple[float, float]], span: Span, users: int) -> dict[str, float]:
+    """Figures of the steps that completed inside `span`: count, rate (count / length), Little's-law
+    rate (users / mean step time), p50 and max step time, server CPU per step (ms)."""
+    lat = [te - ts for ts, te in stamps if span.start <= te <= span.end]
+    n = len(lat)
+    cpu = span.cpu[1] - span.cpu[0]
+    redis = span.redis_cpu[1] - span.redis_cpu[0]
+    return {
+        "n": n,
+        "rate": n / span.length if span.length > 0 else math.nan,
+        "rate_little": users / statistics.fmean(lat) if lat else math.nan,
+        "p50_ms": ms(percentile(lat, 50)) if lat else math.nan,
+        "max_ms": ms(max(lat)) if lat else math.nan,
+        "cpu_ms": ms(cpu / n) if n else math.nan,
+        "redis_cpu_ms": ms(redis / n) if n else math.nan,
+    }
+
+
+# Both servers check for unused sessions every 17 s by default (`--check-unused-sessions 17000`),
+# starting when they start listening, and discard sessions closed more than 15 s before.
+REAPING_PERIOD_S = 17.0
+
+
+def windows_around_reaping(
+    warmup: float, steady: float, periods: int, period: float = REAPING_PERIOD_S, margin: float = 1.0
+) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """Two measuring windows under continuous load from a server's start (seconds since it was
+    ready): one that ends before the first unused-session check (`warmup` + `steady` ≤ period -
+    margin; no session can be reaped in it), and one of `periods` whole periods starting `margin`
+    after the first check, so it contains `periods` checks (None when `periods` is 0)."""
+    if warmup + steady > period - margin:
+        raise ValueError(f"window without reaping must end before {period - margin:g} s")
+    first = (warmup, warmup + steady)
+    if periods <= 0:
+        return first, None
+    start = period + margin
+    return first, (start, start + periods * period)
+
+
+@dataclass
+class WindowedLoad:
+    """Result of `windowed_load`: figures (`span_figures`) of the window before the first reaping
+    pass and of the window with reaping (None if not measured), the loop, and the windows' times
+    (seconds since the server was ready)."""
+
+    steady: dict[str, float]
+    reaping: dict[str, float] | None
+    loop: LoopResult[Any]
+    windows_s: list[tuple[float, float]]
+
+
+async def windowed_load(
+    server: Any,
+    states: list[S],
+    step: Callable[[S, int], Awaitable[object]],
+    warmup: float,
+    steady: float,
+    periods: int,
+    ready: float | None = None,
+) -> WindowedLoad:
+    """One continuous closed loop on a server that became ready at `ready` (`perf_counter`; default
+    now), measured in the two windows of `windows_around_reaping` (CPU sampled at their edges)."""
+    ready = time.perf_counter() if ready is None else ready
+    (w0, w1), rw = windows_around_reaping(warmup, steady, periods)
+    spans = [Span(ready + w0, ready + w1)]
+    if rw is not None:
+        spans.append(Span(ready + rw[0], ready + rw[1]))
+    stamps: list[tuple[float, float]] = []
+    sampler = asyncio.create_task(sample_cpu(server, spans))
+    try:
+        res = await closed_loop(states, step, duration=spans[-1].end - time.perf_counter(), stamps=stamps)
+        await sampler
+    finally:
+        sampler.cancel()
+    figs = [span_figures(stamps, sp, len(states)) for sp in spans]
+    return WindowedLoad(
+        figs[0],
+        figs[1] if rw is not None else None,
+        res,
+        [(round(sp.start - ready, 1), round(sp.end - ready, 1)) for sp in spans],
+    )
 
 
 async def open_many(

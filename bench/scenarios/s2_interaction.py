@@ -95,7 +95,7 @@ SCENARIO = Scenario(
             "round trips/s, 50 sessions",
             "1/s",
             "higher",
-            Goal("ratio", ">=", 3.0),
+            Goal("ratio", ">=", 2.5),
             ceiling=True,
         ),
         Metric("cpu_us_per_rt_50", "server CPU per round trip, 50 sessions", "µs", "lower"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import http.client
 import os
 import signal
 import ssl
@@ -155,6 +157,30 @@ async def test_worker_processes_share_the_port_and_run_each_page_once(server_fac
         await view_page(server.url("/hooks_app"))
     assert len(runs(events)) == 12
     assert len({line.split()[1] for line in runs(events)}) >= 2  # spread over workers
+
+
+def test_workers_share_a_burst_of_keep_alive_connections(server_factory, tmp_path):
+    """Connections that arrive together are spread over the workers, not all taken by the first
+    one awake (each client then keeps its connection, as browsers and proxies do)."""
+    events = tmp_path / "events.txt"
+    server = server_factory([f"{APPS}/hooks_app.py"], ["--num-procs", "2"], env={"HOOKS_EVENTS": str(events)})
+    server.wait_for_log(r"(?s)Bokeh app running at.*Bokeh app running at")  # both workers listen
+    clients = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=20) for _ in range(24)]
+    for client in clients:
+        client.connect()  # all in the backlog before any worker accepts
+    try:
+        for _ in range(2):
+            for client in clients:
+                client.request("GET", "/hooks_app")
+                response = client.getresponse()
+                response.read()
+                assert response.status == 200
+    finally:
+        for client in clients:
+            client.close()
+    per_worker = collections.Counter(line.split()[1] for line in runs(events))
+    assert sum(per_worker.values()) == 48
+    assert len(per_worker) == 2 and min(per_worker.values()) >= 8, per_worker
 
 
 def test_sigterm_to_the_supervisor_stops_every_worker(server_factory):
