@@ -10,8 +10,8 @@ created with `curdoc()` set to that session's document takes its id from that se
 never collide across the sessions of a process, as Panel's per-root registries need) and a
 counter. The same app building the same structure in the same order gets the same ids.
 
-This is the second of Aperture's two patches of a Bokeh global (the first is the curdoc
-stack, `apps/curdoc.py`): `install()` replaces the `make_id` that `bokeh.model.model` calls;
+This is one of Aperture's patches of Bokeh globals (the others are the curdoc stack,
+`apps/curdoc.py`, and the accelerators' `accelerate/construction.py`): `install()` replaces the `make_id` that `bokeh.model.model` calls;
 outside a session with a source (module imports, `on_server_loaded`, sessions of a server
 without a store) Bokeh's own `make_id` answers, unchanged.
 """
