@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import inspect
 import logging
 import os
@@ -36,6 +37,9 @@ from aperture.store.redis_store import SessionRecord, StoreUnavailable
 from aperture.store.snapshot import StoredState
 
 log = logging.getLogger("aperture.server")
+
+YOUNG_GC_THRESHOLD = 10_000
+"""Net allocations between collections of the youngest generation (CPython's default: 700)."""
 
 
 @dataclass
@@ -74,6 +78,30 @@ def _filtered(values: Mapping[str, str], include: Any, exclude: Any) -> dict[str
     if exclude is not None:
         return {k: v for k, v in values.items() if k not in exclude}
     return dict(values)
+
+
+def _freeze_startup_heap() -> None:
+    """Spare the cyclic collector work that finds nothing, once the apps are loaded.
+
+    Under a page-view load (bench S1 hello, 32 users) the collector's full passes took a quarter
+    of the server's CPU (3.5 s in 19 s) and found 3 objects: sessions are freed by reference
+    counting (`Session.release` cuts their cycles), yet every full pass walked every live one,
+    and the thousands of closed sessions kept for `--unused-session-lifetime`, and the whole
+    start-up heap (Bokeh, Tornado, the apps' modules: about 120 000 objects) besides.
+
+    * `gc.freeze()` exempts what is alive now from the collector's passes; garbage is collected
+      first, so no dead cycle is kept for good, and frozen objects are still freed by reference
+      counting;
+    * the youngest generation is collected every 10 000 net allocations instead of 700, so far
+      fewer objects age into the full passes (3 instead of 15 there, 0.6 s instead of 3.5 s).
+      Cyclic garbage still goes, a few thousand allocations later. A threshold already raised,
+      or 0 (automatic collection off), is left as it is.
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, old = gc.get_threshold()
+    if 0 < young < YOUNG_GC_THRESHOLD:
+        gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
 
 
 class ServerCore:
@@ -185,6 +213,7 @@ class ServerCore:
                     ):
                         awaitable.close()  # not started because start-up was cancelled: no warning
         self.activity = None
+        _freeze_startup_heap()
         self.loaded = True
         if self._gate is not None:
             self._gate.set()

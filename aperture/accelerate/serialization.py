@@ -24,13 +24,13 @@ defaults do not change after it is created. A unit spec's read is left out only 
 
 Events (`encode_events`). Bokeh's patch encoder starts from the document's synced models as
 references: `Serializer(references=doc.models.synced_references)` builds a set and a dict of all
-of them, with a new `Ref` per model, for every PATCH-DOC - in an interactive app most of the cost
-of a small event. `_EventSerializer` takes the same snapshot (the document's model dict and new
+of them, with a new `Ref` per model, for every PATCH-DOC - a large part of the cost of a small
+event. `_EventSerializer` takes the same snapshot (the document's model dict and new
 models, copied) and makes a model's `Ref` on first use: `has_ref`/`get_ref`/`add_ref` answer
 exactly as with Bokeh's dict, since a model is a reference iff it was synced at the start (and
 alive, so no other object can have its `id()`) or was added since. `Model.ref` is a pure
 function of the model's id; documents holding a model whose class has its own `ref` use Bokeh's
-eager dict.
+eager dict. Arrays, bytes and lists: see `aperture.accelerate.arrays`.
 
 API: `FastSerializer` (a `bokeh.core.serialization.Serializer`), `serializer_class(enabled)`
 (the class to use: fast or Bokeh's), `encode_document(doc)` (what `Document.to_json()` returns)
@@ -42,9 +42,12 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from inspect import getattr_static
+from itertools import repeat
+from operator import attrgetter, is_
 from typing import Any, cast
 
 import bokeh
+import numpy as np
 from bokeh.core.has_props import HasProps, is_DataModel
 from bokeh.core.property.bases import Property
 from bokeh.core.property.dataspec import DataSpec, UnitsSpec
@@ -61,6 +64,8 @@ from bokeh.document.json import DocJson
 from bokeh.document.models import DocumentModelManager
 from bokeh.model import Model
 from bokeh.settings import settings
+
+from aperture.accelerate import arrays
 
 __all__ = ["FastSerializer", "encode_document", "encode_events", "serializer_class"]
 
@@ -243,12 +248,22 @@ class FastSerializer(Serializer):
 
     Bokeh's `serialize_include_defaults` setting is read once per serializer, at its first
     model (Bokeh reads it at every model); when it is on, Bokeh's own code encodes the models.
+    Binary NumPy arrays, bytes and lists are encoded by `aperture.accelerate.arrays` (same
+    output and buffer ids; `simple_ids` read once per serializer).
     """
 
     _include_defaults: bool | None = None
+    _simple_ids: bool | None = None  # (see `arrays.new_id`)
 
     def _encode(self, obj: Any) -> Any:
-        if isinstance(obj, Model):
+        kind = type(obj)
+        if kind is list and list not in self._encoders and type(self) in _LIST_EXACT:
+            return arrays.encode_list(self, obj)
+        if kind is np.ndarray and np.ndarray not in self._encoders:
+            rep = arrays.encode_ndarray(self, obj)
+            if rep is not NotImplemented:
+                return rep
+        elif isinstance(obj, Model):
             plan = _plan(type(obj))
             if plan is not None:
                 state = obj.__dict__
@@ -258,6 +273,9 @@ class FastSerializer(Serializer):
                     if not self._include_defaults:
                         return self._encode_model(obj, plan)
         return super()._encode(obj)
+
+    def _encode_bytes(self, obj: bytes | memoryview) -> Any:
+        return arrays.encode_bytes(self, obj)
 
     def _encode_model(self, obj: Model, plan: _Plan) -> Any:
         self.add_ref(obj, obj.ref)
@@ -308,18 +326,12 @@ def encode_document(doc: Document, *, serializer: type[Serializer] = FastSeriali
 
 _MODEL_REF = getattr_static(Model, "ref")
 _MISSING: Any = object()
-_plain_ref: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
+_ref_of = attrgetter("ref")
 
 
-def _lazy_refs(classes: set[type]) -> bool:
-    """True if every class's `ref` is Bokeh's (`Ref(id=model._id)`, pure), so refs may be made lazily."""
-    for cls in classes:
-        plain = _plain_ref.get(cls)
-        if plain is None:
-            plain = _plain_ref[cls] = getattr_static(cls, "ref", None) is _MODEL_REF
-        if not plain:
-            return False
-    return True
+def _lazy_refs(models: list[Model]) -> bool:
+    """True if every model's class has Bokeh's `ref` (`Ref(id=model._id)`, pure): refs may be made lazily."""
+    return all(map(is_, map(_ref_of, set(map(type, models))), repeat(_MODEL_REF)))
 
 
 class _EventSerializer(FastSerializer):
@@ -351,15 +363,20 @@ class _EventSerializer(FastSerializer):
         return ref
 
 
+_LIST_EXACT: frozenset[type] = frozenset({FastSerializer, _EventSerializer})
+"""Serializers whose `get_ref` is Bokeh's, or `_EventSerializer`'s (no `str`/`int`/`float` is a
+synced model), as `arrays.encode_list` assumes."""
+
+
 def _event_serializer(doc: Document) -> Serializer | None:
     """An `_EventSerializer` for `doc`'s synced models, or None where Bokeh's eager dict is needed."""
     manager = doc.models
     if type(manager) is not DocumentModelManager:
         return None
     models = list(manager._models.values())
-    if not _lazy_refs(set(map(type, models))):
+    if not _lazy_refs(models):
         return None
-    return _EventSerializer(dict(zip(map(id, models), models)), set(manager._new_models))
+    return _EventSerializer(dict(zip(map(id, models), models, strict=True)), set(manager._new_models))
 
 
 def encode_events(

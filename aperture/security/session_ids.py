@@ -27,9 +27,20 @@ ID_ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
 ID_LENGTH = 44
 """Length of generated session ids (before any signature) and of generated secret keys."""
 
+_KEPT = 256 - 256 % len(ID_ALPHABET)  # 248: the bytes that map onto the symbols evenly
+_SYMBOL_OF_BYTE = bytes(ord(ID_ALPHABET[byte % len(ID_ALPHABET)]) for byte in range(256))
+_UNUSED_BYTES = bytes(range(_KEPT, 256))
+
 
 def _random_string(length: int = ID_LENGTH) -> str:
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+    # Random bytes below 248 (= 4 * 62) mapped to `byte % 62`: each kept byte is a uniform,
+    # independent symbol, as a `secrets.choice` per symbol gives, from one CSPRNG read and one
+    # C-speed `translate` instead of `length` reads (70 us -> 2 us). 1 byte in 32 is dropped, so
+    # `length + 16` bytes almost always suffice; the loop draws more when they do not.
+    symbols = ""
+    while len(symbols) < length:
+        symbols += secrets.token_bytes(length + 16).translate(_SYMBOL_OF_BYTE, _UNUSED_BYTES).decode("ascii")
+    return symbols[:length]
 
 
 def generate_secret_key() -> str:

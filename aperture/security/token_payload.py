@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from aperture.errors import TokenError
 from aperture.security.signing import b64url_decode
 
-__all__ = ["MAX_PAYLOAD_BYTES", "ZLIB_KEY", "get_session_id", "get_token_payload"]
+__all__ = ["MAX_PAYLOAD_BYTES", "ZLIB_KEY", "get_session_id", "get_token_payload", "payload_of", "token_body"]
 
 ZLIB_KEY = "__bk__zlib_"
 """Member of the token JSON holding the compressed extra payload."""
@@ -55,7 +55,8 @@ def _load_object(data: bytes | str, what: str, *, with_bytes: bool = False) -> d
     return value
 
 
-def _decode_body(token: str) -> dict[str, Any]:
+def token_body(token: str) -> dict[str, Any]:
+    """The token's JSON object (the text before the first `.`), with a string `session_id`."""
     body = _load_object(_unbase64(token.partition(".")[0], "token"), "token")
     if not isinstance(body.get("session_id"), str):
         _malformed("no session id")
@@ -79,15 +80,19 @@ def _inflate(blob: object) -> bytes:
 
 def get_session_id(token: str) -> str:
     """The session id inside `token` (signed or not); `TokenError` if the token is malformed."""
-    session_id: str = _decode_body(token)["session_id"]
+    session_id: str = token_body(token)["session_id"]
     return session_id
 
 
 def get_token_payload(token: str) -> dict[str, Any]:
     """The token's payload: its members, extra payload merged over them, without `session_id`."""
-    payload = _decode_body(token)
-    if ZLIB_KEY in payload:
-        extra = _load_object(_inflate(payload.pop(ZLIB_KEY)), "extra payload", with_bytes=True)
-        payload.update(extra)
-    payload.pop("session_id", None)
-    return payload
+    return payload_of(token_body(token))
+
+
+def payload_of(body: dict[str, Any]) -> dict[str, Any]:
+    """`get_token_payload` of the token whose `token_body` is `body` (which becomes the payload)."""
+    if ZLIB_KEY in body:
+        extra = _load_object(_inflate(body.pop(ZLIB_KEY)), "extra payload", with_bytes=True)
+        body.update(extra)
+    body.pop("session_id", None)
+    return body

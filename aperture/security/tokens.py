@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from aperture.errors import TokenError
@@ -34,6 +35,8 @@ from aperture.security.token_payload import (
     ZLIB_KEY,
     get_session_id,
     get_token_payload,
+    payload_of,
+    token_body,
 )
 
 __all__ = [
@@ -90,11 +93,20 @@ def generate_token(
         if "session_id" in extra:
             raise ValueError("extra payload must not contain 'session_id'")
         extra_json = json.dumps(dict(extra), default=_encode_bytes)
-        body[ZLIB_KEY] = b64url_encode(zlib.compress(extra_json.encode("utf-8"), 9))
+        body[ZLIB_KEY] = _compressed(extra_json) if len(extra_json) <= 4096 else _deflate(extra_json)
     token = b64url_encode(json.dumps(body).encode("utf-8"))
     if secret is None or not signed:
         return token
     return f"{token}.{sign_text(secret, token)}"
+
+
+def _deflate(extra_json: str) -> str:
+    return b64url_encode(zlib.compress(extra_json.encode("utf-8"), 9))
+
+
+# Most pages of an app carry the same small extra payload (their query arguments and
+# `process_request` output): a level-9 deflate of it cost more than the rest of the token.
+_compressed = lru_cache(maxsize=64)(_deflate)
 
 
 def check_token_signature(token: str, secret: bytes | None, signed: bool) -> bool:
@@ -160,12 +172,13 @@ def verify_token(token: str, *, secret: bytes | None, signed: bool, now: int | N
         base, dot, signature = token.partition(".")
         if not dot or not signature_matches(secret, base, signature):
             raise TokenError("token signature is invalid")
-    session_id = get_session_id(token)
+    body = token_body(token)  # decoded once; the extra payload is inflated after the id checks
+    session_id: str = body["session_id"]
     if not check_session_id_signature(session_id, secret, signed):
         raise TokenError("session id signature is invalid")
     if not session_id:
         raise TokenError("session id is empty")
-    payload = get_token_payload(token)
+    payload = payload_of(body)
     expiry = _expiry(payload)
     if (utc_now() if now is None else now) >= expiry:
         raise TokenError("token has expired")

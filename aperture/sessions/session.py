@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from time import perf_counter
 from typing import Any, Protocol
 
 from bokeh.document import Document
@@ -39,6 +40,46 @@ from aperture.sessions.callbacks import SessionCallbacks
 from aperture.sessions.context import SessionContext
 
 log = logging.getLogger("aperture.sessions")
+
+
+INLINE_PULL_SECONDS = 0.002
+"""A PULL-DOC serialization this short runs on the event loop (see `Session.pull`)."""
+
+BATCH_WINDOW = 0.005
+"""Seconds for which a worker's locked call may keep its changes, to send them together (`_LoopBatch`)."""
+
+_pull_seconds: dict[str, float] = {}  # per app route: how long its last PULL-DOC serialization took
+
+
+class _LoopBatch:
+    """`Session._on_loop` calls made by the worker thread running one locked call, kept to run on
+    the loop together (one wake-up of the loop instead of one per patch). `run` runs them and
+    closes the batch: after it, calls take the ordinary way to the loop, in order. The session
+    runs it when the locked call returns, or `BATCH_WINDOW` after it began if it is still going,
+    so a slow callback's first changes reach clients without waiting for its end."""
+
+    def __init__(self) -> None:
+        self.thread: int | None = None
+        self._calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._open = True
+        self._lock = threading.Lock()
+
+    def add(self, func: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        """Keep `func(*args)` for `run`; False if the caller must send it to the loop itself."""
+        with self._lock:
+            if self._open:
+                self._calls.append((func, args))
+            return self._open
+
+    def run(self) -> None:
+        with self._lock:
+            self._open = False
+            calls, self._calls = self._calls, []
+        for func, args in calls:
+            try:
+                func(*args)
+            except Exception:  # as the event loop would: logged, and the others still run
+                log.exception("Error in %r after a locked call", func)
 
 
 class ChangeRecorder(Protocol):
@@ -79,6 +120,7 @@ class Session:
         self._executor = executor
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._batch: _LoopBatch | None = None  # the worker call now running, see `_on_loop`
         self._subscribers: set[Subscriber] = set()
         self._lock = asyncio.Lock()
         self._locked = False
@@ -110,12 +152,14 @@ class Session:
         if not self._subscribers:
             self.document.models.flush_synced()
             return
+        skip = self._patch_origin if event.setter is self else None
+        targets = [subscriber for subscriber in self._subscribers if subscriber is not skip]
+        if not targets:  # only the connection the change came from: Bokeh encodes nothing either
+            return
         content, buffers = wire.encode_events(self.document, [event])
         frames = encode(patch_doc(self._ids(), content, buffers))
-        skip = self._patch_origin if event.setter is self else None
-        for subscriber in tuple(self._subscribers):
-            if subscriber is not skip:
-                self._on_loop(subscriber.send_frames, frames)
+        for subscriber in targets:
+            self._on_loop(subscriber.send_frames, frames)
 
     def _session_callback_added(self, event: Any) -> None:
         self._on_loop(self._callbacks.add, event.callback)
@@ -124,16 +168,22 @@ class Session:
         self._on_loop(self._callbacks.remove, event.callback)
 
     def _on_loop(self, func: Callable[..., Any], *args: Any) -> None:
-        """Run `func` on the event loop: now if we are on it, else next, in call order."""
-        if threading.get_ident() == self._loop_thread:
+        """Run `func` on the event loop: now if we are on it, else next, in call order. From the
+        worker thread running a locked call, right after that call (one loop wake-up, not one per
+        patch; the patches still go out before the reply to the message that caused them)."""
+        ident = threading.get_ident()
+        if ident == self._loop_thread:
             func(*args)
-        else:
+            return
+        batch = self._batch
+        if batch is None or batch.thread != ident or not batch.add(func, args):
             self._loop.call_soon_threadsafe(func, *args)
 
     # -- locking ---------------------------------------------------------------
 
-    async def run_locked(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Run `func(*args)` (awaiting what it returns) with the document lock held."""
+    async def run_locked(self, func: Callable[..., Any], *args: Any, inline: bool = False) -> Any:
+        """Run `func(*args)` (awaiting what it returns) with the document lock held; on the worker
+        threads, if the session has them, unless `inline` (Aperture's own work, not app code)."""
         if self.destroyed:
             log.debug("Ignoring a locked operation on destroyed session %r", self.id)
             return None
@@ -144,10 +194,18 @@ class Session:
                     return None
                 self._locked = True
                 try:
-                    if self._executor is None:
+                    if self._executor is None or inline:
                         result = self._call(func, args)
                     else:  # app code runs off the event loop, so a slow callback stalls only its session
-                        result = await self._loop.run_in_executor(self._executor, self._call, func, args)
+                        batch = _LoopBatch()
+                        timer = self._loop.call_later(BATCH_WINDOW, batch.run)
+                        try:
+                            result = await self._loop.run_in_executor(
+                                self._executor, self._call_batched, batch, func, args
+                            )
+                        finally:
+                            timer.cancel()
+                            batch.run()
                     if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                         with patched(self.document):  # the stack is per task: safe across awaits
                             while asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
@@ -159,6 +217,14 @@ class Session:
         finally:
             self._busy -= 1
 
+    def _call_batched(self, batch: _LoopBatch, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        batch.thread = threading.get_ident()
+        self._batch = batch
+        try:
+            return self._call(func, args)
+        finally:
+            self._batch = None
+
     def _call(self, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         # Contained here, so a worker thread hands the loop an ordinary exception, never SystemExit.
         with contained(), patched(self.document):
@@ -167,8 +233,20 @@ class Session:
     # -- protocol operations ---------------------------------------------------
 
     async def pull(self) -> tuple[RawJSON, list[Buffer]]:
-        result: tuple[RawJSON, list[Buffer]] = await self.run_locked(wire.encode_document, self.document)
+        """The document for PULL-DOC-REPLY. Serializing runs no app code: it runs on the event loop,
+        as in Bokeh, while this app's last one took under `INLINE_PULL_SECONDS`; a handoff to a
+        worker thread and back costs more CPU than a small document's whole serialization. A
+        bigger document is serialized on the worker threads, where the event loop keeps its turns."""
+        inline = _pull_seconds.get(self.app, 0.0) < INLINE_PULL_SECONDS
+        result: tuple[RawJSON, list[Buffer]] = await self.run_locked(self._encode_document, inline=inline)
         return result
+
+    def _encode_document(self) -> tuple[RawJSON, list[Buffer]]:
+        start = perf_counter()
+        try:
+            return wire.encode_document(self.document)
+        finally:
+            _pull_seconds[self.app] = perf_counter() - start
 
     async def push(self, doc_json: Any, buffers: Sequence[Buffer]) -> None:
         await self.run_locked(self.document.replace_with_json, wire.incoming(doc_json, buffers))

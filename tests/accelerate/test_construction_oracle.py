@@ -47,6 +47,7 @@ from bokeh.core.has_props import HasProps, is_abstract
 from bokeh.core.property.bases import SingleParameterizedProperty
 from bokeh.core.property.descriptors import UnsetValueError
 from bokeh.core.property.validation import validate as property_validation
+from bokeh.core.property.wrappers import PropertyValueContainer
 from bokeh.core.serialization import Serializer
 from bokeh.document import Document
 from bokeh.model import Model
@@ -168,7 +169,24 @@ def state(model: HasProps) -> dict[str, Any]:
         "initialized": model._initialized,
         "themed": None if themed is None else [(k, encoded(v)) for k, v in themed.items()],
         **{attr: [(k, encoded(v)) for k, v in getattr(model, attr).items()] for attr in _DICTS},
+        "containers": containers(model),
     }
+
+
+def containers(model: HasProps) -> list[Any]:
+    """The PropertyValue containers a model holds: class, instance attributes, owners."""
+    return [
+        (
+            attr,
+            key,
+            type(value).__qualname__,
+            sorted((name, type(item).__name__) for name, item in vars(value).items()),
+            [(owner is model, descriptor.name) for owner, descriptor in value._owners],
+        )
+        for attr in _DICTS
+        for key, value in getattr(model, attr).items()
+        if isinstance(value, PropertyValueContainer)
+    ]
 
 
 def sharing(first: HasProps, second: HasProps) -> list[Any]:

@@ -166,3 +166,18 @@ async def test_frames_sent_before_the_ack_wait_for_the_session(server):
     reply, _ = await client.reply_to(msgid)
     assert reply.msgtype == "PULL-DOC-REPLY"
     await client.close()
+
+
+async def test_a_slow_callbacks_first_change_reaches_the_client_before_it_ends(server_factory):
+    client, _ = await open_session(server_factory([f"{APPS}/progress.py"]), "progress")
+    slider = model_id((await client.pull()).content, "slider")
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    msgid = await client.send("PATCH-DOC", model_changed(slider, "value", 3))
+    first = await client.recv(timeout=5)
+    first_after = loop.time() - sent
+    ok, before = await client.reply_to(msgid, timeout=5)
+    assert first.content["events"][0]["new"] == "working"
+    assert first_after < 0.8  # not held back until the callback's end (1 s)
+    assert [m.content["events"][0]["new"] for m in before] == ["done 3"] and ok.msgtype == "OK"
+    await client.close()
