@@ -269,7 +269,8 @@ async def run_server(name: str, args: argparse.Namespace) -> dict[str, Any]:
     extra = shlex.split(args.server_args)
     if args.check_unused_sessions != 17000:
         extra += ["--check-unused-sessions", str(args.check_unused_sessions)]
-    slot = Slot(name, cmd, args.server_cpu)
+    label = name if name in COMMANDS else re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[-60:]
+    slot = Slot(label, cmd, args.server_cpu)  # (the label names its log file)
     me = asyncio.current_task()
     if me is not None:  # SIGTERM cancels the run, so the server is still stopped by PID
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, me.cancel)

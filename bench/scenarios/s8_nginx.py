@@ -2,7 +2,7 @@
 
 Three instances of the `counter` app (each run of the app appends a line to $BENCH_COUNTER_FILE)
 behind an nginx rendered into a temp dir (loopback port, websocket upgrade headers, no sticky
-sessions). Sequential page views through nginx, each like a browser's: GET page, websocket with
+sessions), sharing one BOKEH_SECRET_KEY. Sequential page views through nginx, each like a browser's: GET page, websocket with
 the token, ACK, PULL-DOC, close. Metric: app runs / page views (bokeh serve: 2.00, because the
 websocket usually lands on another instance, which creates the session again).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -108,7 +109,9 @@ async def run(slot: Slot, cfg: Config) -> Outcome:
         return out
     tmp = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
     counter = tmp / "runs.txt"
-    env = {"BENCH_COUNTER_FILE": str(counter)}
+    # The instances of one deployment share a secret key, as docs/deployment.md asks (Aperture's
+    # instances relay to each other only then); the same environment for both servers.
+    env = {"BENCH_COUNTER_FILE": str(counter), "BOKEH_SECRET_KEY": secrets.token_urlsafe(32)}
     instances: list[Server] = []
     try:
         for _ in range(3):
