@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bokeh.core.serialization import Buffer as BokehBuffer
-from bokeh.core.serialization import Serialized, Serializer
+from bokeh.core.serialization import Serialized
 from bokeh.core.types import ID
 from bokeh.document import Document
 
@@ -39,13 +39,9 @@ def _buffers(items: Sequence[BokehBuffer]) -> list[Buffer]:
 
 def encode_events(doc: Document, events: Sequence[Any]) -> tuple[RawJSON, list[Buffer]]:
     """PATCH-DOC content for `events`; models it sends in full count as synced afterwards."""
-    if activation.active():
-        fast = accelerated.encode_events(doc, events)
-        return _dumps({"events": fast.content}), _buffers(fast.buffers)
-    serializer = Serializer(references=doc.models.synced_references)
-    encoded = serializer.encode(list(events))
-    doc.models.flush_synced(lambda model: not serializer.has_ref(model))
-    return _dumps({"events": encoded}), _buffers(serializer.buffers)
+    serializer = accelerated.serializer_class(activation.active())
+    serialized = accelerated.encode_events(doc, events, serializer=serializer)
+    return _dumps({"events": serialized.content}), _buffers(serialized.buffers)
 
 
 def encode_document(doc: Document) -> tuple[RawJSON, list[Buffer]]:
