@@ -88,6 +88,20 @@ class Config:
     resources_mode: str = "server"
     minified: bool = True
     bokeh_dev: bool = False
+    metrics: bool = False  # serve PREFIX/metrics
+    max_sessions: int = 0  # per process; 0 = no limit
+    max_sessions_per_app: int = 0  # per app and process; 0 = no limit
+    slow_callback_ms: int = 0  # 0 = no slow-callback warnings
+    admin: bool = False  # serve PREFIX/admin
+    admin_users: tuple[str, ...] = ()
+    access_log: bool = True
+    setup: str | None = None  # script run once per process before serving
+    warm: bool = False  # build each app's document once at start-up
+
+    @property
+    def log_json(self) -> bool:
+        """`--log-format json`: one JSON object per log line."""
+        return self.log_format.strip().lower() == "json"
 
     def origin_allowlist(self, actual_port: int) -> tuple[str, ...]:
         """The websocket origins allowed once the real port is known."""
@@ -254,6 +268,26 @@ def _store_url(url: str | None) -> str | None:
     return url
 
 
+def _admin_users(flags: Mapping[str, Any], auth_module: str | None) -> tuple[str, ...]:
+    users = tuple(flags.get("admin_users") or ())
+    if users and not flags.get("admin"):
+        raise ConfigError("--admin-users: the admin page is off; add --admin to serve it")
+    if users and not auth_module:
+        raise ConfigError(
+            "--admin-users names users an auth module signs in; add --auth-module (or BOKEH_AUTH_MODULE), "
+            "or drop --admin-users to allow the admin page from this machine only"
+        )
+    return users
+
+
+def _setup_script(path: str | None) -> str | None:
+    if path is None:
+        return None
+    if not os.path.isfile(path):
+        raise ConfigError(f"--setup: {path} is not a file")
+    return os.path.abspath(path)
+
+
 def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
     """Build the Config from parsed flags (None = not given) and the environment."""
     env = os.environ if environ is None else environ
@@ -298,6 +332,8 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         _check_unix_socket_options(flags, certfile, keyfile)
     max_size = given("websocket_max_message_size", DEFAULT_MAX_MESSAGE_SIZE)
     minified_raw = _env(env, "BOKEH_MINIFIED")
+    auth_module = flags.get("auth_module") or _env(env, "BOKEH_AUTH_MODULE")
+    access_log = flags.get("access_log") or _env(env, "APERTURE_ACCESS_LOG") or "yes"
     return Config(
         apps=apps,
         argv=tuple(flags.get("args") or ()),
@@ -329,7 +365,7 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         include_cookies=include_cookies,
         exclude_cookies=exclude_cookies,
         cookie_secret=flags.get("cookie_secret") or _env(env, "BOKEH_COOKIE_SECRET"),
-        auth_module=flags.get("auth_module") or _env(env, "BOKEH_AUTH_MODULE"),
+        auth_module=auth_module,
         xsrf_cookies=bool(flags.get("enable_xsrf_cookies"))
         or parse_bool(_env(env, "BOKEH_XSRF_COOKIES") or "no", "BOKEH_XSRF_COOKIES"),
         index=flags.get("index"),
@@ -381,4 +417,28 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         minified=parse_bool(minified_raw, "BOKEH_MINIFIED") if minified_raw else not bokeh_dev,
         bokeh_dev=bokeh_dev,
         resources_mode=_env(env, "BOKEH_RESOURCES") or ("server-dev" if bokeh_dev else "server"),
+        metrics=bool(flags.get("metrics")),
+        max_sessions=_positive(
+            given("max_sessions", _int_env(env, "APERTURE_MAX_SESSIONS", 0, "--max-sessions")),
+            "--max-sessions / APERTURE_MAX_SESSIONS",
+            allow_zero=True,
+        ),
+        max_sessions_per_app=_positive(
+            given(
+                "max_sessions_per_app",
+                _int_env(env, "APERTURE_MAX_SESSIONS_PER_APP", 0, "--max-sessions-per-app"),
+            ),
+            "--max-sessions-per-app / APERTURE_MAX_SESSIONS_PER_APP",
+            allow_zero=True,
+        ),
+        slow_callback_ms=_positive(
+            given("slow_callback_ms", _int_env(env, "APERTURE_SLOW_CALLBACK_MS", 0, "--slow-callback-ms")),
+            "--slow-callback-ms / APERTURE_SLOW_CALLBACK_MS",
+            allow_zero=True,
+        ),
+        admin=bool(flags.get("admin")),
+        admin_users=_admin_users(flags, auth_module),
+        access_log=parse_bool(access_log, "--access-log / APERTURE_ACCESS_LOG"),
+        setup=_setup_script(flags.get("setup")),
+        warm=bool(flags.get("warm")),
     )

@@ -26,6 +26,7 @@ from bokeh.application import Application
 from aperture.apps.runner import AppRunner
 from aperture.config import Config
 from aperture.errors import CLOSE_GOING_AWAY, PeerError, RequestRefused, SessionError, TokenError
+from aperture.operations.observer import Observers
 from aperture.peers import Destination, Peers
 from aperture.protocol import MessageIds
 from aperture.security import tokens
@@ -117,6 +118,7 @@ class ServerCore:
     ) -> None:
         self.config = config
         self.ids = MessageIds()
+        self.observer = Observers()  # metrics, access log, admin view: see aperture/operations
         self.executor = (
             ThreadPoolExecutor(config.callback_threads, thread_name_prefix="aperture-app")
             if config.callback_threads > 0
@@ -217,6 +219,7 @@ class ServerCore:
         self.loaded = True
         if self._gate is not None:
             self._gate.set()
+        self.observer.server_started(self)
         cfg = self.config
         self._every(cfg.check_unused_sessions, self._discard_unused)
         self._every(cfg.stats_log_frequency, self._log_stats)
@@ -248,6 +251,7 @@ class ServerCore:
         cancelled. `on_server_unloaded` runs for every app whose `on_server_loaded` ran.
         """
         self.draining = True
+        self.observer.server_stopping()
         for job in self._jobs:
             job.cancel()
         self._jobs.clear()

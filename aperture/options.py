@@ -55,7 +55,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s(
         "log_format",
-        "Log record format, Python logging style (default: '%%(asctime)s %%(message)s').",
+        "Log record format, Python logging style (default: '%%(asctime)s %%(message)s'); 'json' writes one JSON "
+        "object per line instead (time, level, logger, message, and app, session, request id, client, status "
+        "and duration where known).",
         metavar="LOG-FORMAT",
     ),
     _s("log_file", "Append log records to this file instead of stderr.", metavar="LOG-FILE"),
@@ -250,6 +252,69 @@ SETTINGS: tuple[Setting, ...] = (
         "Do Bokeh's document work (serialization, model construction) with Bokeh's own code paths only, "
         "without Aperture's accelerators (which give identical results, faster; they are active only on the "
         "Bokeh versions they were verified against). Also APERTURE_ACCELERATE=no. Aperture only.",
+        kind="bool",
+    ),
+    _s(
+        "metrics",
+        "Serve Prometheus metrics at PREFIX/metrics (text format; no login needed, so restrict who can reach "
+        "it, see docs/operations.md). With --num-procs one scrape covers every worker. Aperture only.",
+        kind="bool",
+    ),
+    _s(
+        "max_sessions",
+        "Most sessions one process holds; past it a new page view gets 503 with Retry-After and /readyz "
+        "answers 503 until sessions end; 0 = no limit (default: 0). Aperture only.",
+        env="APERTURE_MAX_SESSIONS",
+        kind="int",
+        metavar="N",
+    ),
+    _s(
+        "max_sessions_per_app",
+        "Most sessions one app holds in one process (as --max-sessions, per app); 0 = no limit "
+        "(default: 0). Aperture only.",
+        env="APERTURE_MAX_SESSIONS_PER_APP",
+        kind="int",
+        metavar="N",
+    ),
+    _s(
+        "slow_callback_ms",
+        "Log a warning, with the app and session, for every app callback or message that takes longer than "
+        "this many milliseconds, and count it in the metrics; 0 = off (default: 0). Aperture only.",
+        env="APERTURE_SLOW_CALLBACK_MS",
+        kind="int",
+        metavar="MILLISECONDS",
+    ),
+    _s(
+        "admin",
+        "Serve an admin page at PREFIX/admin: sessions per app, memory and CPU, recent errors, live. Only "
+        "users named by --admin-users may see it when an auth module is configured; without one, only "
+        "requests from this machine that no proxy forwarded. Aperture only.",
+        kind="bool",
+    ),
+    _s(
+        "admin_users",
+        "With --admin and --auth-module: the users (as get_user names them) who may see the admin page.",
+        kind="list",
+        metavar="USER",
+    ),
+    _s(
+        "access_log",
+        "Log one line per HTTP request and per websocket session end, at info level on the aperture.access "
+        "logger: yes or no (default: yes). Aperture only.",
+        env="APERTURE_ACCESS_LOG",
+        kind="choice",
+        choices=("yes", "no"),
+    ),
+    _s(
+        "setup",
+        "Python script run once in every server process before it serves (in each worker with --num-procs), "
+        "as panel serve --setup. Aperture only.",
+        metavar="SCRIPT",
+    ),
+    _s(
+        "warm",
+        "Build each app's document once at start-up and discard it, so imports and caches are warm before "
+        "the first visitor (as panel serve --warm). Aperture only.",
         kind="bool",
     ),
     _s("glob", "Expand app paths as glob patterns.", kind="bool"),

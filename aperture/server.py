@@ -33,6 +33,7 @@ from aperture.apps.loading import AppSpec, applications_for_objects
 from aperture.config import Config, resolve
 from aperture.core import ServerCore
 from aperture.errors import ConfigError
+from aperture.operations import plugins
 from aperture.pages import PageRenderer
 from aperture.peers import Peers, WorkerGroup
 from aperture.sessions.session import Session
@@ -67,6 +68,7 @@ class Server:
         self.auth = load_auth_module(self.config.auth_module) if self.config.auth_module else NO_AUTH
         logout_url = self.auth.logout_url_for(self.config.prefix)
         self.core = ServerCore(self.config, self._applications, logout_url=logout_url)
+        plugins.attach(self.core)  # metrics, access log, admin view: as configured
         self._sockets: list[socket.socket] = list(sockets or [])
         self._workers = workers
         self._front: FrontEnd | None = None

@@ -20,8 +20,6 @@ from aperture.security.origins import has_wildcard
 
 log = logging.getLogger("aperture.server")
 
-TRACE = 9
-
 
 def _add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
     help_text = setting.help + (f" [env: {setting.env}]" if setting.env else "")
@@ -67,11 +65,9 @@ def add_parser(commands: Any) -> None:
 
 
 def configure_logging(config: Config) -> None:
-    logging.addLevelName(TRACE, "TRACE")
-    level = TRACE if config.log_level == "trace" else getattr(logging, config.log_level.upper())
-    logging.basicConfig(format=config.log_format, filename=config.log_file, level=logging.WARNING, force=True)
-    for name in ("aperture", "bokeh"):
-        logging.getLogger(name).setLevel(level)
+    from aperture.operations import logs
+
+    logs.configure(config)
 
 
 def fail(message: str) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 from tornado import web
 
 from aperture.core import ServerCore
+from aperture.operations import plugins
 from aperture.pages import PageRenderer
 from aperture.web.auth import AuthPolicy
 from aperture.web.handlers import (
@@ -49,6 +50,7 @@ def build_rules(
     rules: list[Rule] = [
         (prefix + "/healthz", HealthHandler, common),
         (prefix + "/readyz", ReadyHandler, common),
+        *plugins.routes(core),
     ]
     if icon is not None:
         rules.append((r"/favicon\.ico", FaviconHandler, {**common, "icon": icon}))
@@ -99,5 +101,6 @@ def build_application(
         aperture_redirect_root=cfg.redirect_root,
         aperture_compression_level=cfg.websocket_compression_level,
         aperture_compression_mem_level=cfg.websocket_compression_mem_level,
+        log_function=core.observer.request_finished,  # instead of Tornado's access log
         **settings,
     )
