@@ -25,7 +25,15 @@ from bokeh.application import Application
 
 from aperture.apps.runner import AppRunner
 from aperture.config import Config
-from aperture.errors import CLOSE_GOING_AWAY, PeerError, RequestRefused, SessionError, TokenError
+from aperture.errors import (
+    CLOSE_GOING_AWAY,
+    PeerError,
+    RequestRefused,
+    SessionError,
+    SessionLimitReached,
+    TokenError,
+)
+from aperture.operations.admission import Admission
 from aperture.operations.observer import Observers
 from aperture.peers import Destination, Peers
 from aperture.protocol import MessageIds
@@ -41,6 +49,9 @@ log = logging.getLogger("aperture.server")
 
 YOUNG_GC_THRESHOLD = 10_000
 """Net allocations between collections of the youngest generation (CPython's default: 700)."""
+PUBLISH_SESSIONS_MS = 500
+"""With `--num-procs` and session limits: how often a worker republishes its session count anyway
+(it also does on every change it makes itself), so sessions destroyed elsewhere show up soon."""
 
 
 @dataclass
@@ -131,9 +142,12 @@ class ServerCore:
                 clock=clock,
                 logout_url=logout_url,
                 executor=self.executor,
+                observer=self.observer,
+                slow_callback_ms=config.slow_callback_ms,
             )
             for route, app in applications.items()
         }
+        self.admission = Admission(config, self.apps, self.observer)  # --max-sessions(-per-app)
         self._jobs: list[asyncio.Task[None]] = []
         self._started = False
         self._draining = False
@@ -145,6 +159,7 @@ class ServerCore:
         self.peers = Peers(key=None)  # who else serves this deployment (set by the Server)
         self.keeper: StoreKeeper | None = None  # the session store, if any (see attach_store)
         self.on_session_moved: Callable[[Session], None] | None = None  # closes its websockets
+        self.startup_steps: list[Callable[[ServerCore], Awaitable[None]]] = []  # run by start()
 
     def attach_store(self, keeper: StoreKeeper) -> None:
         """Keep every app's sessions in the session store from now on."""
@@ -214,6 +229,8 @@ class ServerCore:
                         and inspect.getcoroutinestate(awaitable) == "CORO_CREATED"
                     ):
                         awaitable.close()  # not started because start-up was cancelled: no warning
+        for step in self.startup_steps:  # e.g. --warm: after the hooks, before the first visitor
+            await step(self)
         self.activity = None
         _freeze_startup_heap()
         self.loaded = True
@@ -221,6 +238,9 @@ class ServerCore:
             self._gate.set()
         self.observer.server_started(self)
         cfg = self.config
+        self.admission.share_with(self.peers.workers)
+        if self.admission.limited and self.peers.workers is not None:
+            self._every(PUBLISH_SESSIONS_MS, self._publish_sessions)
         self._every(cfg.check_unused_sessions, self._discard_unused)
         self._every(cfg.stats_log_frequency, self._log_stats)
         if cfg.mem_log_frequency > 0:
@@ -312,6 +332,10 @@ class ServerCore:
     async def _discard_unused(self) -> None:
         for registry in self.apps.values():
             await registry.discard_unused(self.config.unused_session_lifetime / 1000)
+        self.admission.publish()
+
+    async def _publish_sessions(self) -> None:
+        self.admission.publish()
 
     async def _log_stats(self) -> None:
         for route, registry in self.apps.items():
@@ -419,6 +443,7 @@ class ServerCore:
             if not cfg.generate_session_ids:
                 raise RequestRefused(403, "No bokeh-session-id provided")
             session_id = tokens.generate_session_id(cfg.secret_key, cfg.sign_sessions)
+            self.admission.check(route, session_id)  # before process_request runs for the token
         if not session_id:
             raise RequestRefused(400, "Session ID must not be empty")
         if token is None:
@@ -434,9 +459,12 @@ class ServerCore:
         stored, keep = None, True
         if explicit and self.keeper is not None and registry.get(session_id) is None:
             stored, keep = await self._stored_for_page(route, session_id)
-        session = await registry.get_or_create(
-            session_id, request=data, token=token, payload=visible, stored=stored, keep=keep
-        )
+        # A session taken over from the store, or a copy of one another process owns, is an existing
+        # user's: only a brand-new session is held to the limits (the caller reports a refusal).
+        with self.admission.admitting(route, session_id, check=stored is None and keep):
+            session = await registry.get_or_create(
+                session_id, request=data, token=token, payload=visible, stored=stored, keep=keep
+            )
         return session, token
 
     async def _stored_for_page(
@@ -573,9 +601,10 @@ class ServerCore:
                 raise SessionError("server is shutting down")
             stored = await self._take_over(route, verified.session_id, takeover)
             data, visible = self._context(verified.payload, request, trust_payload=self.config.sign_sessions)
-            session = await registry.get_or_create(
-                verified.session_id, request=data, token=token, payload=visible, stored=stored
-            )
+            with self.admission.admitting(route, verified.session_id, check=False):  # an existing user's
+                session = await registry.get_or_create(
+                    verified.session_id, request=data, token=token, payload=visible, stored=stored
+                )
             session.resumable = session.resumable or not verified.expired
             return session
         if verified.expired:
@@ -591,8 +620,13 @@ class ServerCore:
         if self.draining and existing is None:
             raise SessionError("server is shutting down")
         data, visible = self._context(verified.payload, request, trust_payload=self.config.sign_sessions)
-        session = await registry.get_or_create(
-            verified.session_id, request=data, token=token, payload=visible
-        )
+        try:  # a brand-new session (not here, not relayed, not in the store) is held to the limits
+            with self.admission.admitting(route, verified.session_id):
+                session = await registry.get_or_create(
+                    verified.session_id, request=data, token=token, payload=visible
+                )
+        except SessionLimitReached as refusal:
+            self.admission.refused(refusal)  # a websocket is never forwarded: report it here
+            raise
         session.resumable = True
         return session

@@ -7,17 +7,23 @@ into a close; a request the session cannot carry out (a bad patch, an unknown
 model) gets an ERROR reply with a short text and the connection stays open; so does
 one whose app code raised, `sys.exit()` included (the session turns that into an
 `AppExit`).
+
+Each message is timed from its arrival until its reply is queued and reported through the
+session's `SessionWatch` (metrics, slow-message warnings); log lines made while it is handled
+carry the app and session.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from time import perf_counter
 
 import bokeh
 
 from aperture import __version__
 from aperture.apps.guard import AppExit
+from aperture.operations import log_context
 from aperture.protocol import (
     CLIENT_REQUESTS,
     Message,
@@ -35,6 +41,7 @@ from aperture.sessions.session import Session
 log = logging.getLogger("aperture.websocket")
 
 MAX_ERROR_TEXT = 300
+LOCKED_REQUESTS = frozenset(("PULL-DOC-REQ", "PATCH-DOC", "PUSH-DOC"))  # handled under the session lock
 
 
 class RequestFailed(Exception):
@@ -93,16 +100,35 @@ class Connection:
             await self.handle(message)
 
     async def handle(self, message: Message) -> None:
+        session = self.session
+        start = perf_counter()
+        session.touch()
+        fields = log_context.bind(app=session.app, session=session.id)
+        failure = ""
         try:
-            reply = await self._answer(message)
-        except Exception as exc:
-            log.warning("%s: %s failed: %s", self.session.label, message.msgtype, _short(exc))
-            if isinstance(exc, AppExit):  # the operator must learn that the app tried to stop
-                log.error("Traceback of the failed %s", message.msgtype, exc_info=True)
-            elif not isinstance(exc, RequestFailed):
-                log.debug("Traceback of the failed %s", message.msgtype, exc_info=True)
-            reply = error(self._ids(), message.msgid, _short(exc))
-        self.send_frames(encode(reply))
+            try:
+                reply = await self._answer(message)
+            except Exception as exc:
+                failure = "bad_request" if isinstance(exc, RequestFailed) else "message"
+                log.warning("%s: %s failed: %s", session.label, message.msgtype, _short(exc))
+                if isinstance(exc, AppExit):  # the operator must learn that the app tried to stop
+                    log.error("Traceback of the failed %s", message.msgtype, exc_info=True)
+                elif not isinstance(exc, RequestFailed):
+                    log.debug("Traceback of the failed %s", message.msgtype, exc_info=True)
+                reply = error(self._ids(), message.msgid, _short(exc))
+            frames = encode(reply)
+            self.send_frames(frames)
+            seconds = perf_counter() - start
+            # Slow or not is judged on the time it held the session (not on a wait for another's work).
+            work = session.held_seconds if message.msgtype in LOCKED_REQUESTS else seconds
+            watch = session.watch
+            watch.message_handled(session.app, session.id, message.msgtype, seconds, work)
+            if failure:
+                watch.observer.error(failure)
+            elif message.msgtype == "PULL-DOC-REQ":
+                watch.observer.document_pulled(session.app, seconds, sum(len(frame) for frame in frames))
+        finally:
+            log_context.reset(fields)
 
     async def _answer(self, message: Message) -> Message:
         kind, content = message.msgtype, message.content

@@ -3,9 +3,10 @@
     ApertureError
     ├── ConfigError            bad settings: names the flag and the environment variable
     ├── AppLoadError           an application could not be loaded at start-up
-    ├── PeerError              the remote side did something wrong (carries a close code)
+    ├── PeerError              the remote side did something wrong, or must go elsewhere (carries a close code)
     │   ├── ProtocolViolation  malformed frames, bad JSON, unknown or unexpected message types
-    │   └── TokenError         a session token or id that is malformed, forged or expired
+    │   ├── TokenError         a session token or id that is malformed, forged or expired
+    │   └── SessionLimitReached  a new session would exceed --max-sessions(-per-app): try again later
     └── SessionError           a session could not be created or found
 
 Peer errors carry a WebSocket close code inside RFC 6455's range and a short,
@@ -22,6 +23,7 @@ CLOSE_INVALID_DATA = 1007
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class ApertureError(Exception):
@@ -58,6 +60,21 @@ class TokenError(PeerError):
     """A session token or session id that is malformed, badly signed or expired."""
 
     close_code = CLOSE_POLICY_VIOLATION
+
+
+class SessionLimitReached(PeerError):
+    """A new session was refused because this process (`scope` "process") or the app (`scope` "app")
+    holds as many sessions as `--max-sessions` / `--max-sessions-per-app` allow. Not the client's
+    fault: it may try again later, or elsewhere (HTTP 503 with Retry-After; close code 1013)."""
+
+    close_code = CLOSE_TRY_AGAIN_LATER
+
+    def __init__(self, app: str, scope: str, limit: int) -> None:
+        what = "server" if scope == "process" else "app"  # short: a close reason has 123 bytes at most
+        super().__init__(f"{what} at its session limit; try again later")
+        self.app = app
+        self.scope = scope
+        self.limit = limit
 
 
 class SessionError(ApertureError):

@@ -33,7 +33,7 @@ from aperture.apps.loading import AppSpec, applications_for_objects
 from aperture.config import Config, resolve
 from aperture.core import ServerCore
 from aperture.errors import ConfigError
-from aperture.operations import plugins
+from aperture.operations import plugins, startup
 from aperture.pages import PageRenderer
 from aperture.peers import Peers, WorkerGroup
 from aperture.sessions.session import Session
@@ -69,6 +69,9 @@ class Server:
         logout_url = self.auth.logout_url_for(self.config.prefix)
         self.core = ServerCore(self.config, self._applications, logout_url=logout_url)
         plugins.attach(self.core)  # metrics, access log, admin view: as configured
+        if self.config.warm:
+            self.core.startup_steps.append(startup.warm)
+        self._setup_done = False
         self._sockets: list[socket.socket] = list(sockets or [])
         self._workers = workers
         self._front: FrontEnd | None = None
@@ -166,6 +169,9 @@ class Server:
         curdoc.install()
         activation.activate(self.config.accelerate)
         self.bind()
+        if self.config.setup and not self._setup_done:
+            self._setup_done = True
+            startup.run_setup(self.config.setup)  # once per process, before it serves
         self._loop = asyncio.get_running_loop()
         cfg = self.config
         renderer = PageRenderer(

@@ -1,4 +1,4 @@
-"""`WorkerLoads`: how many connections each `--num-procs` worker holds, shared between them.
+"""`WorkerLoads`: how many connections and sessions each `--num-procs` worker holds, shared between them.
 
 The workers accept connections on the same listening sockets. Whichever worker the kernel wakes
 first takes a connection, and with keep-alive clients (browsers, a proxy's upstream pool) the
@@ -12,6 +12,12 @@ workers of one server see it. Each worker writes only its own slot: its load and
 writing (`time.monotonic`, one clock for every process of the machine). A slot not written for
 `STALE` seconds (a worker that died, is starting or is stuck) is ignored, so a missing sibling
 never holds new connections back.
+
+Each slot also holds the worker's session count and which apps are at `--max-sessions-per-app`
+(bit i for the i-th app in route order; apps past the 64th are never marked). A worker whose new
+page view is refused for a session limit asks `with_room` for a live sibling that can take it and
+forwards the view there (see `aperture.operations.admission` and `aperture.web.forward`). The
+counts lag a moment behind, so a sibling may still refuse: it then answers 503 itself.
 """
 
 from __future__ import annotations
@@ -30,7 +36,11 @@ STALE = 1.0
 SLACK = 2
 """A worker is over its share when it holds more than SLACK + 1/8 more connections than the least loaded."""
 
-_SLOT = struct.Struct("=dd")  # load, written at (time.monotonic)
+_LOAD = struct.Struct("=dd")  # load, written at (time.monotonic)
+_SESSIONS = struct.Struct("=qQ")  # sessions, apps at their limit (bit mask)
+_SLOT_SIZE = _LOAD.size + _SESSIONS.size
+APP_BITS = 64
+"""Apps whose fullness a slot can mark; later apps are always taken to have room."""
 
 
 class WorkerLoads:
@@ -39,25 +49,47 @@ class WorkerLoads:
     def __init__(self, count: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.count = count
         self._clock = clock
-        self._memory = mmap.mmap(-1, _SLOT.size * count)  # anonymous, MAP_SHARED: inherited by fork
+        self._memory = mmap.mmap(-1, _SLOT_SIZE * count)  # anonymous, MAP_SHARED: inherited by fork
 
     def publish(self, number: int, load: int) -> None:
-        _SLOT.pack_into(self._memory, number * _SLOT.size, float(load), self._clock())
+        _LOAD.pack_into(self._memory, number * _SLOT_SIZE, float(load), self._clock())
 
     def withdraw(self, number: int) -> None:
         """Worker `number` stops accepting (it is stopping): its siblings stop waiting for it."""
-        _SLOT.pack_into(self._memory, number * _SLOT.size, 0.0, 0.0)
+        _LOAD.pack_into(self._memory, number * _SLOT_SIZE, 0.0, 0.0)
+
+    def publish_sessions(self, number: int, sessions: int, full_apps: int) -> None:
+        """Worker `number` holds `sessions` sessions; `full_apps` marks the apps at their limit."""
+        mask = full_apps & ((1 << APP_BITS) - 1)
+        _SESSIONS.pack_into(self._memory, number * _SLOT_SIZE + _LOAD.size, max(0, sessions), mask)
+
+    def _live(self, number: int, now: float) -> bool:
+        _, written = _LOAD.unpack_from(self._memory, number * _SLOT_SIZE)
+        return bool(written) and now - written < STALE
 
     def _live_loads(self, except_number: int) -> list[float]:
         now = self._clock()
-        loads = []
+        return [
+            _LOAD.unpack_from(self._memory, n * _SLOT_SIZE)[0]
+            for n in range(self.count)
+            if n != except_number and self._live(n, now)
+        ]
+
+    def with_room(self, number: int, app_index: int | None, max_sessions: int) -> list[int]:
+        """Live siblings of worker `number` that can take a new session of app `app_index` (of any
+        app: None) under `max_sessions` per process (0: no limit), those with the fewest first."""
+        now = self._clock()
+        candidates: list[tuple[int, int]] = []
         for n in range(self.count):
-            if n == except_number:
+            if n == number or not self._live(n, now):
                 continue
-            load, written = _SLOT.unpack_from(self._memory, n * _SLOT.size)
-            if written and now - written < STALE:
-                loads.append(load)
-        return loads
+            sessions, full_apps = _SESSIONS.unpack_from(self._memory, n * _SLOT_SIZE + _LOAD.size)
+            if max_sessions and sessions >= max_sessions:
+                continue
+            if app_index is not None and app_index < APP_BITS and full_apps >> app_index & 1:
+                continue
+            candidates.append((sessions, n))
+        return [n for _, n in sorted(candidates)]
 
     def over_share(self, number: int, load: int) -> bool:
         """True if worker `number`, holding `load` connections, holds clearly more than a live sibling."""

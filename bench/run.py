@@ -36,7 +36,7 @@ from bench.servers import Slot, live_server_pids
 from bench.sysload import LoadMonitor, loadavg, wait_for_quiet
 
 RESULTS = Path(__file__).parent / "results"
-QUICK_SET = "S1,S2,S3,S4,S5,S6,S7,S8,S9,S10,S11,S12"
+QUICK_SET = "S1,S2,S3,S4,S5,S6,S7,S8,S9,S10,S11,S12,S13"
 STORE_SET = "S1,S2"  # default scenarios of --store-compare
 
 

@@ -1,5 +1,6 @@
 """Spreading connections over `--num-procs` workers: the shared board of loads, and a shared
-listener that takes one connection per loop turn and leaves connections to a less loaded sibling."""
+listener that takes one connection per loop turn and leaves connections to a less loaded sibling.
+The board also carries each worker's session count and full apps, for admission control."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import socket
 from tornado.ioloop import IOLoop
 
 from aperture.web.listener import shared_listener
-from aperture.worker_loads import DEFER_LIMIT, STALE, WorkerLoads
+from aperture.worker_loads import APP_BITS, DEFER_LIMIT, STALE, WorkerLoads
 
 
 class Clock:
@@ -44,6 +45,49 @@ def test_the_board_is_shared_with_forked_workers() -> None:
         os._exit(0)
     os.waitpid(pid, 0)
     assert loads.over_share(0, 10) and not loads.over_share(0, 9)
+
+
+def test_siblings_with_room_for_a_session() -> None:
+    clock = Clock()
+    loads = WorkerLoads(4, clock)
+    assert loads.with_room(0, 0, 5) == []  # nobody has published: no sibling to forward to
+    for number in (1, 2, 3):
+        loads.publish(number, 0)
+    loads.publish_sessions(1, 5, 0)  # at --max-sessions 5
+    loads.publish_sessions(2, 3, 0b10)  # app 1 at its per-app limit
+    loads.publish_sessions(3, 1, 0)
+    assert loads.with_room(0, 0, 5) == [3, 2]  # fewest sessions first
+    assert loads.with_room(0, 1, 5) == [3]
+    assert loads.with_room(0, None, 5) == [3, 2]  # room for any app (readiness)
+    assert loads.with_room(0, 0, 0) == [3, 2, 1]  # no process limit
+    assert loads.with_room(3, 0, 5) == [2]  # never itself
+    loads.publish(1, 9)  # a connection count does not touch the session count
+    assert loads.with_room(0, 0, 5) == [3, 2]
+    loads.withdraw(3)  # stopping
+    assert loads.with_room(0, 0, 5) == [2]
+    clock.now += STALE  # silent siblings are not forwarded to
+    assert loads.with_room(0, 0, 5) == []
+
+
+def test_apps_past_the_mask_are_taken_to_have_room() -> None:
+    loads = WorkerLoads(2)
+    loads.publish(1, 0)
+    loads.publish_sessions(1, 0, (1 << APP_BITS) - 1)
+    assert loads.with_room(0, APP_BITS - 1, 0) == []
+    assert loads.with_room(0, APP_BITS, 0) == [1]
+    loads.publish_sessions(1, -3, 1 << (APP_BITS + 4))  # bad values are clamped, not raised
+    assert loads.with_room(0, 0, 1) == [1]
+
+
+def test_session_counts_are_shared_with_forked_workers() -> None:
+    loads = WorkerLoads(2)
+    pid = os.fork()
+    if pid == 0:
+        loads.publish(1, 0)
+        loads.publish_sessions(1, 2, 0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert loads.with_room(0, 0, 3) == [1] and loads.with_room(0, 0, 2) == []
 
 
 def _listening() -> socket.socket:

@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
         config = resolve(flags, os.environ)
     except ConfigError as exc:
         return fail(str(exc))
-    configure_logging(config)
+    try:
+        configure_logging(config)
+    except ConfigError as exc:  # a --log-format or --log-file that cannot work
+        return fail(str(exc))
     if config.dev is not None and os.environ.get("APERTURE_DEV_CHILD") != "1":
         from aperture.cli.reload import supervise
 
@@ -110,7 +113,10 @@ def serve(config: Config) -> int:
     if config.num_procs > 1:
         return _serve_workers(config, apps, server.bind())
     log.info("Serving with process id: %d", os.getpid())
-    server.run()
+    try:
+        server.run()
+    except AppLoadError as exc:  # --setup failed
+        return fail(str(exc))
     return 0
 
 
@@ -130,6 +136,12 @@ def _serve_workers(config: Config, apps: dict[str, Any], sockets: list[Any]) -> 
     key = config.secret_key or secrets.token_bytes(32)
     directory = private_directory()
     loads = WorkerLoads(config.num_procs)  # shared by the forked workers: spreads connections over them
+    on_exit = None
+    if config.metrics:  # one scrape shows every worker: their metrics go to files in `directory`
+        from aperture.operations import metrics_multiprocess
+
+        metrics_multiprocess.prepare(directory)
+        on_exit = metrics_multiprocess.worker_exited
 
     def work(number: int) -> None:
         log.info("Worker %d serving with process id: %d", number, os.getpid())
@@ -146,6 +158,7 @@ def _serve_workers(config: Config, apps: dict[str, Any], sockets: list[Any]) -> 
         restart_limit=config.worker_restart_limit,
         restart_window=config.worker_restart_window,
         directory=directory,
+        on_exit=on_exit,
     )
     return supervisor.run()
 

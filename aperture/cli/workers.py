@@ -71,8 +71,10 @@ class Supervisor:
         restart_limit: int = 10,
         restart_window: float = 60.0,
         directory: str | None = None,
+        on_exit: Callable[[int], None] | None = None,
     ) -> None:
         self.count = count
+        self.on_exit = on_exit  # told each reaped worker's pid (metrics forget its live gauges)
         self.serve = serve
         self.shutdown_timeout = shutdown_timeout
         self.restart_limit = restart_limit
@@ -155,6 +157,11 @@ class Supervisor:
             number = self.children.pop(pid, -1)
             if number < 0:
                 continue
+            if self.on_exit is not None:
+                try:
+                    self.on_exit(pid)
+                except Exception:
+                    log.exception("Error cleaning up after worker pid %d", pid)
             if self.stopping:
                 if status != 0:
                     log.warning("Worker %d (pid %d) stopped with %s", number, pid, _describe(status))

@@ -4,7 +4,8 @@ Creation is coalesced: concurrent requests for one id wait for the same creation
 and a creation that fails leaves nothing behind (the next request tries afresh,
 instead of hanging like the reference). Unused sessions - no connections for longer
 than the configured lifetime, no locked operation running, expiration not blocked - are
-destroyed by `discard_unused`, which the server calls periodically.
+destroyed by `discard_unused`, which the server calls periodically. Builds (timed), failed
+builds and destructions are reported to the server's observer.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from bokeh.document import Document
 from aperture.apps import model_ids, panel_support
 from aperture.apps.runner import AppRunner
 from aperture.errors import AppFailedError, SessionError
+from aperture.operations.observer import Observer
 from aperture.protocol import MessageIds
 from aperture.sessions.context import RequestData, ServerContext, SessionContext
 from aperture.sessions.session import Session, detach_models
+from aperture.sessions.watch import SessionWatch
 from aperture.store.keeper import StoreKeeper
 from aperture.store.redis_store import SessionRecord
 from aperture.store.snapshot import RestoreMismatch, StoredState, baseline_of, restore
@@ -44,9 +47,13 @@ class SessionRegistry:
         logout_url: str | None = None,
         executor: Executor | None = None,
         keeper: StoreKeeper | None = None,
+        observer: Observer | None = None,
+        slow_callback_ms: int = 0,
     ) -> None:
         self.runner = runner
         self.keeper = keeper
+        self.watch = SessionWatch(observer, slow_callback_ms)
+        self.observer = self.watch.observer
         self._executor = executor
         self.server_context = ServerContext(self)
         self._ids = ids
@@ -96,6 +103,7 @@ class SessionRegistry:
             return await asyncio.shield(pending)
         future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
         self._pending[session_id] = future
+        start = time.perf_counter()
         try:
             session = await self._create(session_id, request, token, payload)
             if self.keeper is not None:
@@ -113,6 +121,7 @@ class SessionRegistry:
             del self._pending[session_id]
         self._sessions[session_id] = session
         future.set_result(session)
+        self.observer.session_created(self.runner.route, time.perf_counter() - start)
         return session
 
     async def _create(
@@ -134,6 +143,7 @@ class SessionRegistry:
         await self.runner.session_created(context)
         failure = self.runner.build_document(doc, session_id)
         if failure is not None:
+            self.observer.session_build_failed(self.runner.route)
             context.mark_destroyed()
             await self._run_destroyed_hooks(context)
             doc.modules.destroy()
@@ -146,6 +156,7 @@ class SessionRegistry:
             clock=self._clock,
             executor=None if panel_support.is_panel_document(doc) else self._executor,
             app=self.runner.route,
+            watch=self.watch,
         )
 
     async def _keep(
@@ -196,6 +207,7 @@ class SessionRegistry:
                 exc,
                 exc_info=True,
             )
+            self.observer.error("store")
             raise _RestoreBroken from exc
         if report is None:
             return False
@@ -232,6 +244,7 @@ class SessionRegistry:
         if session.destroyed:
             return
         session.retire()
+        self.observer.session_destroyed(self.runner.route)
         await self._run_destroyed_hooks(session.context)
         session.release()
 
@@ -275,6 +288,7 @@ class SessionRegistry:
             return ""
         label = f"session {session.id[:12]!r} of app {self.url}"
         left = ""
+        self.observer.session_destroyed(self.runner.route)
         try:
             await asyncio.wait_for(session.retire_when_idle(), seconds_left(work_deadline))
         except TimeoutError:

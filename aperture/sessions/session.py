@@ -34,10 +34,12 @@ from bokeh.document import Document
 from aperture.apps.curdoc import patched
 from aperture.apps.guard import contained
 from aperture.apps.panel_support import EventSink
+from aperture.operations import log_context
 from aperture.protocol import Buffer, MessageIds, RawJSON, encode, patch_doc
 from aperture.sessions import wire
 from aperture.sessions.callbacks import SessionCallbacks
 from aperture.sessions.context import SessionContext
+from aperture.sessions.watch import SessionWatch
 
 log = logging.getLogger("aperture.sessions")
 
@@ -107,9 +109,11 @@ class Session:
         clock: Callable[[], float] = time.monotonic,
         executor: Executor | None = None,
         app: str = "",
+        watch: SessionWatch | None = None,
     ) -> None:
         self.id = session_id
         self.app = app
+        self.watch = watch if watch is not None else SessionWatch()
         self.document = document
         self.context = context
         self.destroyed = False
@@ -126,9 +130,14 @@ class Session:
         self._locked = False
         self._patch_origin: Subscriber | None = None
         self._busy = 0
+        self.held_seconds = 0.0  # how long the last locked operation held the lock (read right after it)
         self._expiration_blocks = 0
         self._last_unsubscribe = clock()
-        self._callbacks = SessionCallbacks(self.run_locked, document, self.label)
+        self.created = self._last_unsubscribe  # clock values, for the admin view
+        self.last_activity = self.created  # the last message received or callback run
+        self._callbacks = SessionCallbacks(
+            self.run_locked, document, self.label, report=self._callback_ran, app=app, session_id=session_id
+        )
         context.attach(self)
         document.callbacks.on_change_dispatch_to(self)
         for callback_obj in document.session_callbacks:
@@ -186,13 +195,16 @@ class Session:
         threads, if the session has them, unless `inline` (Aperture's own work, not app code)."""
         if self.destroyed:
             log.debug("Ignoring a locked operation on destroyed session %r", self.id)
+            self.held_seconds = 0.0
             return None
         self._busy += 1
         try:
             async with self._lock:
                 if self.destroyed:  # retired while this operation waited for the lock (shutdown)
+                    self.held_seconds = 0.0
                     return None
                 self._locked = True
+                acquired = perf_counter()
                 try:
                     if self._executor is None or inline:
                         result = self._call(func, args)
@@ -214,15 +226,18 @@ class Session:
                     return result
                 finally:
                     self._locked = False
+                    self.held_seconds = perf_counter() - acquired
         finally:
             self._busy -= 1
 
     def _call_batched(self, batch: _LoopBatch, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         batch.thread = threading.get_ident()
         self._batch = batch
+        fields = log_context.bind(app=self.app, session=self.id)  # context variables stay on the loop
         try:
             return self._call(func, args)
         finally:
+            log_context.reset(fields)
             self._batch = None
 
     def _call(self, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
@@ -283,6 +298,22 @@ class Session:
     @property
     def busy(self) -> bool:
         return self._busy > 0
+
+    @property
+    def in_flight(self) -> int:
+        """Messages and callbacks running or waiting for this session's lock now."""
+        return self._busy
+
+    def touch(self) -> None:
+        """Note activity: a message arrived or a callback ran."""
+        self.last_activity = self._clock()
+
+    def _callback_ran(self, kind: str, name: str, seconds: float, raised: bool, locked: bool) -> None:
+        # A locked callback counts from when it got the lock: waiting for another one is not its cost.
+        self.last_activity = self._clock()
+        self.watch.callback_ran(
+            self.app, self.id, kind, name, self.held_seconds if locked else seconds, raised
+        )
 
     # -- what code written for Bokeh's ServerSession uses (Panel) ------------------------
 

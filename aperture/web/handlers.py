@@ -8,10 +8,11 @@ from typing import Any
 
 from tornado import template, web
 
-from aperture.errors import AppFailedError, RequestRefused
+from aperture.errors import AppFailedError, RequestRefused, SessionLimitReached
 from aperture.pages import error_page, index_page, metadata_json
 from aperture.security.origins import websocket_origin_allowed
 from aperture.sessions.session import Session
+from aperture.web import forward
 from aperture.web.requests import ApertureHandler, incoming
 
 log = logging.getLogger("aperture.server")
@@ -30,6 +31,49 @@ class SessionPageHandler(ApertureHandler):
         except AppFailedError as failure:
             self.app_failed(failure)
             return None
+        except SessionLimitReached as refusal:
+            if not await self._forwarded_to_sibling():
+                self.over_limit(refusal)
+            return None
+
+    async def _forwarded_to_sibling(self) -> bool:
+        """Hand a view refused here to a sibling worker with room (once); True if it answered."""
+        workers = self.core.peers.workers
+        if workers is None or forward.forwarded(self.request):
+            return False
+        tls = bool(self.core.config.ssl_certfile)
+        for number in self.core.admission.siblings_with_room(self.route):
+            answer = await forward.forward_view(
+                self.request, workers.socket_path(number), tls=tls, request_id=self.request_id
+            )
+            if answer is None:
+                continue
+            log.debug("Page view of %s forwarded to worker %d: %d", self.route, number, answer.status)
+            self.clear()
+            self.set_status(answer.status, answer.reason or None)
+            for name in {name for name, _ in answer.headers}:
+                self.clear_header(name)
+            for name, value in answer.headers:
+                self.add_header(name, value)
+            self.finish(answer.body)
+            return True
+        return False
+
+    def over_limit(self, refusal: SessionLimitReached) -> None:
+        """503 with Retry-After and a short page naming the app: a new session would pass a limit."""
+        admission = self.core.admission
+        admission.refused(refusal)
+        self.set_status(503, "Server Busy")
+        self.set_header("Retry-After", str(admission.retry_after))
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        what = "this server is serving" if refusal.scope == "process" else "this app is serving"
+        summary = (
+            f"The app at {self.route} cannot open a new session right now: {what} as many sessions "
+            f"as it allows.\n\nPlease try again in {admission.retry_after} seconds. Pages already "
+            "open keep working."
+        )
+        self.finish(error_page(503, "Server busy", summary))
 
     def app_failed(self, failure: AppFailedError) -> None:
         detail = failure.detail if self.settings.get("serve_traceback") else None
@@ -169,13 +213,21 @@ class HealthHandler(ApertureHandler):
 
 class ReadyHandler(HealthHandler):
     """`GET P/readyz`: 200 while new sessions are accepted; 503 while `on_server_loaded` hooks
-    still run ("starting") and once shutdown began ("draining"). Being asked at all tells the
-    server a balancer polls it, so SIGTERM then waits `--shutdown-delay` before draining."""
+    still run ("starting"), once shutdown began ("draining") and while the process holds
+    `--max-sessions` sessions and no sibling worker has room ("full"; an app at
+    `--max-sessions-per-app` alone does not make it unready: the other apps still take visitors).
+    Being asked at all tells the server a balancer polls it, so SIGTERM then waits
+    `--shutdown-delay` before draining."""
 
     def get(self) -> None:
         core = self.core
         core.readiness_polled = True
         self.set_header("Cache-Control", "no-store")
+        if core.ready and core.admission.server_full():
+            self.set_header("Retry-After", str(core.admission.retry_after))
+            self.set_status(503, "Full")
+            self.finish({"status": "full"})
+            return
         if core.ready:
             self.finish({"status": "ready"})
             return

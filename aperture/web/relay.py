@@ -20,6 +20,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -49,7 +50,7 @@ NOT_FORWARDED = frozenset(
 )  # fmt: skip
 
 
-class _UnixSocketResolver(Resolver):
+class UnixSocketResolver(Resolver):
     """Resolves every name to one Unix socket path (the sibling worker's private socket)."""
 
     def initialize(self, path: str) -> None:  # type: ignore[override]
@@ -61,7 +62,7 @@ class _UnixSocketResolver(Resolver):
         return [(socket.AF_UNIX, self.path)]
 
 
-def _client_tls() -> ssl.SSLContext:
+def client_tls() -> ssl.SSLContext:
     # Peers are this deployment's own processes, named by a hint only our key could sign.
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -69,13 +70,14 @@ def _client_tls() -> ssl.SSLContext:
     return context
 
 
-def forwarded_headers(headers: Any) -> dict[str, str]:
-    """The client's end-to-end headers (repeats joined), as the owner's auth module should see them."""
+def end_to_end_headers(headers: Any, left_out: frozenset[str] = NOT_FORWARDED) -> dict[str, str]:
+    """The client's headers but those named in `left_out` (lower case), repeats joined: cookies
+    with "; " as one Cookie header holds them, others with ", "."""
     kept: dict[str, list[str]] = {}
     for name, value in headers.get_all():
-        if name.lower() not in NOT_FORWARDED:
+        if name.lower() not in left_out:
             kept.setdefault(name, []).append(value)
-    return {name: ", ".join(values) for name, values in kept.items()}
+    return {name: ("; " if name.lower() == "cookie" else ", ").join(values) for name, values in kept.items()}
 
 
 def websocket_path(prefix: str, route: str) -> str:
@@ -91,12 +93,15 @@ async def connect_owner(
         [(k, v.decode("utf-8", "replace")) for k, vs in request.query_arguments.items() for v in vs]
     )
     suffix = path + (f"?{query}" if query else "")
-    headers = forwarded_headers(request.headers)
+    headers = end_to_end_headers(request.headers)
+    request_id = getattr(downstream, "request_id", None)
+    if request_id:  # the owner logs the websocket under the same id
+        headers["X-Request-Id"] = request_id
     scheme = "wss" if tls else "ws"  # a worker's private socket speaks TLS too when the server does
     resolver: Resolver | None = None
     if destination.unix_socket is not None:
         url = f"{scheme}://{WORKER_HOST}{suffix}"
-        resolver = _UnixSocketResolver(path=destination.unix_socket)
+        resolver = UnixSocketResolver(path=destination.unix_socket)
         headers[RELAY_HEADER] = HOP_WORKER
     else:
         url = f"{scheme}://{destination.instance}{suffix}"
@@ -106,7 +111,7 @@ async def connect_owner(
         headers=headers,
         connect_timeout=CONNECT_TIMEOUT,
         request_timeout=CONNECT_TIMEOUT,
-        ssl_options=_client_tls() if tls else None,
+        ssl_options=client_tls() if tls else None,
     )
     try:
         upstream = await websocket_connect(
@@ -126,12 +131,26 @@ def _close_code(code: int | None, default: int) -> int:
     return code if code and 1000 <= code < 5000 and code not in (1005, 1006) else default
 
 
-class Relay:
-    """Copies frames between a client websocket and its owner's websocket."""
+def _nothing(*args: Any) -> None:
+    pass
 
-    def __init__(self, downstream: WebSocketHandler, upstream: WebSocketClientConnection) -> None:
+
+class Relay:
+    """Copies frames between a client websocket and its owner's websocket; `on_sent(nbytes)` hears of
+    each message written to the client, `on_failure()` of a relay broken by the owner's side."""
+
+    def __init__(
+        self,
+        downstream: WebSocketHandler,
+        upstream: WebSocketClientConnection,
+        *,
+        on_sent: Callable[[int], None] = _nothing,
+        on_failure: Callable[[], None] = _nothing,
+    ) -> None:
         self.downstream = downstream
         self.upstream = upstream
+        self._on_sent = on_sent
+        self._on_failure = on_failure
         self.task = asyncio.get_running_loop().create_task(self._pump())
 
     async def _pump(self) -> None:
@@ -145,11 +164,13 @@ class Relay:
             except Exception:
                 self.upstream.close()
                 return
+            self._on_sent(len(message))
 
     async def to_owner(self, message: Any) -> None:
         try:
             await self.upstream.write_message(message, binary=isinstance(message, bytes))
         except WebSocketClosedError:  # the owner went away: the client reconnects (to a survivor)
+            self._on_failure()
             self.downstream.close(1001, "the session's owner went away")
 
     def close(self, code: int | None, reason: str | None) -> None:

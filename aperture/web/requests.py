@@ -4,6 +4,13 @@
 `get_user_async` runs in `prepare`, `get_user` lazily through `current_user`, and
 `require_user()` answers an anonymous request (redirect to login for GET/HEAD,
 403 otherwise). `ApertureHandler` adds short error pages without tracebacks.
+
+`RequestContext` (a base of `AuthMixin`, so of every Aperture handler and the websocket) gives
+each request an id (`handler.request_id`: the client's `X-Request-Id` when short and plain, else
+a fresh one), echoes it in the `X-Request-Id` response header (error pages included), and binds
+the app, request id and client address into the log context while the request is handled, so
+every log line it causes carries them. A websocket's message handling runs in a copy of that
+context, so its lines carry them too.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 from tornado import web
 
 from aperture.core import IncomingRequest, ServerCore
+from aperture.operations import log_context
 from aperture.pages import PageRenderer, error_page
 from aperture.web.auth import AuthPolicy
 
@@ -31,7 +39,33 @@ def incoming(request: Any) -> IncomingRequest:
     )
 
 
-class AuthMixin(web.RequestHandler):
+class RequestContext(web.RequestHandler):
+    """A request id for every request, and the log context bound while it is handled."""
+
+    request_id: str
+    log_app: str | None
+
+    def __init__(self, application: web.Application, request: Any, **kwargs: Any) -> None:
+        # Before Tornado's constructor, which calls clear() (where the header is set).
+        self.request_id = log_context.request_id_from(request.headers.get("X-Request-Id"))
+        self.log_app = kwargs.get("route")  # handlers of an app are given its route
+        super().__init__(application, request, **kwargs)
+
+    def clear(self) -> None:
+        super().clear()  # also when an error page replaces the response: the id stays
+        self.set_header("X-Request-Id", self.request_id)
+
+    async def _execute(self, transforms: Any, *args: bytes, **kwargs: bytes) -> None:
+        # Tornado runs each request's `_execute` as its own task, so what is bound here is seen by
+        # everything the request does (and what it starts), and by nothing else.
+        token = log_context.bind(app=self.log_app, request_id=self.request_id, client=self.request.remote_ip)
+        try:
+            await super()._execute(transforms, *args, **kwargs)
+        finally:
+            log_context.reset(token)
+
+
+class AuthMixin(RequestContext):
     """Consult the auth module (if any) for the current user."""
 
     @property

@@ -26,7 +26,7 @@ from tornado import httputil, web
 from aperture.extensions import installed_dir, registered_dir
 from aperture.pages import STATIC_DIR
 from aperture.web.assets import Asset, AssetCache
-from aperture.web.requests import AuthMixin
+from aperture.web.requests import AuthMixin, RequestContext
 
 TEN_YEARS = 10 * 365 * 24 * 3600
 APP_STATIC_FILE_BYTES = 4 * 1024 * 1024  # bigger files of an app's static/ are streamed from disk
@@ -76,7 +76,7 @@ class ExtensionAssets:
         return cache
 
 
-class AssetHandler(web.StaticFileHandler):
+class AssetHandler(RequestContext, web.StaticFileHandler):
     """`<path>` under one `AssetCache`: from memory when held, else streamed from disk."""
 
     cache: AssetCache

@@ -5,6 +5,10 @@ session token (after the upgrade: a close with a 1008 code and a short reason), 
 finds or creates the session. Tornado awaits `open` before it delivers messages, so
 frames that arrive while a session is being created wait instead of failing.
 Messages of one connection are handled strictly in order.
+
+The server's observer hears of each websocket (`websocket_opened`, and `websocket_closed` with the
+messages and bytes counted both ways, also for one refused after the upgrade), of the bytes sent,
+and of errors by kind: "origin", "auth", "bad_token", "bad_message", "bad_frame", "relay".
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from aperture.errors import (
     SessionError,
     TokenError,
 )
+from aperture.operations.observer import WebsocketEnd
 from aperture.peers import Destination
 from aperture.security.origins import websocket_origin_allowed
 from aperture.security.tokens import VerifiedToken
@@ -83,6 +88,10 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         self.token: str | None = None
         self.last_seen = time.monotonic()
         self._pings = 0
+        self._started = time.monotonic()
+        self._session_id = ""  # set once the websocket was reported open (served here or relayed)
+        self._sent_close: tuple[int | None, str | None] = (None, None)
+        self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
 
     def set_default_headers(self) -> None:
         self.set_header("Server", "Aperture")
@@ -96,6 +105,7 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
             allowlist=allowlist,
         )
         if not allowed:
+            self.core.observer.error("origin")
             log.warning(
                 "Refusing websocket connection from Origin %r; use --allow-websocket-origin=<host> or "
                 "BOKEH_ALLOW_WS_ORIGIN=<host> to permit it (allowed now: %s)",
@@ -122,10 +132,13 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
 
     async def open(self, *args: Any) -> None:
         self.set_nodelay(True)
+        observer = self.core.observer
         if not self.authenticated():
+            observer.error("auth")
             self._refuse(CLOSE_POLICY_VIOLATION, "authentication required")
             return
         if self.token is None:
+            observer.error("bad_token")
             self._refuse(CLOSE_POLICY_VIOLATION, "expected the subprotocols 'bokeh' and a session token")
             return
         try:
@@ -140,9 +153,11 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
                 self.route, verified, self.token, incoming(self.request), plan
             )
         except PeerError as exc:
+            if isinstance(exc, TokenError):
+                observer.error("bad_token")
             self._refuse(exc.close_code, exc.reason)
             return
-        except AppFailedError as exc:
+        except AppFailedError as exc:  # counted by the registry as a failed build
             log.warning("Websocket for app %s refused: the app failed: %s", self.route, exc.summary)
             self._refuse(CLOSE_INTERNAL_ERROR, "the application failed to build this session")
             return
@@ -154,6 +169,8 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         self.connection = Connection(
             session, self._write_frames, self.core.ids, self.core.config.websocket_max_message_size
         )
+        self._session_id = session.id
+        observer.websocket_opened(self.route, False)
         self.connection.open()
         self.keepalive.sockets.add(self)
         log.info("Websocket opened for session %r of %s", session.id[:12], self.route)
@@ -171,6 +188,7 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         path = websocket_path(cfg.prefix, self.route)
         upstream = await connect_owner(destination, self, self.token, path=path, tls=bool(cfg.ssl_certfile))
         if upstream is None:
+            self.core.observer.error("relay")
             if self.core.keeper is None:
                 if verified.expired:
                     raise TokenError("token has expired")
@@ -179,7 +197,9 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         if self.ws_connection is None:  # the client left meanwhile
             upstream.close()
             return True
-        self.relay = Relay(self, upstream)
+        self.relay = Relay(self, upstream, on_sent=self._relayed_out, on_failure=self._relay_failed)
+        self._session_id = verified.session_id
+        self.core.observer.websocket_opened(self.route, True)
         self.keepalive.sockets.add(self)
         log.info("Websocket for session %r relayed to its owner (%s)", verified.session_id[:12], destination)
         return True
@@ -190,6 +210,10 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
 
     async def on_message(self, message: str | bytes) -> None:
         self.last_seen = time.monotonic()
+        self.messages_in += 1
+        self.bytes_in += len(message)
+        if self._we_closed:  # frames still arriving after we closed (the rest of a refused message)
+            return
         if self.relay is not None:
             await self.relay.to_owner(message)
             return
@@ -198,6 +222,7 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         try:
             await self.connection.receive(message)
         except PeerError as exc:
+            self.core.observer.error("bad_message")
             log.warning("Closing websocket of session %r: %s", self.connection.session.id[:12], exc.reason)
             self.close(exc.close_code, exc.reason)
 
@@ -218,23 +243,55 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         # Only when Tornado's protocol itself refused a frame: a normal close is no news.
         fault = getattr(self.ws_connection, "fault", None)
         if fault is not None and not self._we_closed:
+            self.core.observer.error("bad_frame")
             if fault == TOO_BIG:
                 fault += f" ({self.settings.get('websocket_max_message_size')} bytes)"
             log.warning("Websocket closed by the WebSocket layer: %s", fault)
         super().on_connection_close()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if not self._we_closed:
+            self._sent_close = (code, reason)
         self._we_closed = True
         super().close(code, reason)
 
     def on_close(self) -> None:
         self.keepalive.sockets.discard(self)
+        self._report_end()
         if self.relay is not None:
             self.relay.close(self.close_code, self.close_reason)
         if self.connection is not None:
             log.info("Websocket closed (peer code=%s, reason=%r)", self.close_code, self.close_reason)
             self.connection.close()
             self.connection = None  # this handler lingers in Tornado's cycles: don't keep the session
+
+    def _report_end(self) -> None:
+        # Who closed first says which code tells the story: ours, or the peer's (None: it vanished).
+        code, reason = self._sent_close if self._we_closed else (self.close_code, self.close_reason)
+        self.core.observer.websocket_closed(
+            WebsocketEnd(
+                app=self.route,
+                session_id=self._session_id,
+                client=self.request.remote_ip or "",
+                request_id=str(getattr(self, "request_id", "")),
+                seconds=time.monotonic() - self._started,
+                code=code,
+                reason=reason or "",
+                messages_in=self.messages_in,
+                messages_out=self.messages_out,
+                bytes_in=self.bytes_in,
+                bytes_out=self.bytes_out,
+                relayed=self.relay is not None,
+            )
+        )
+
+    def _relayed_out(self, nbytes: int) -> None:
+        self.messages_out += 1
+        self.bytes_out += nbytes
+        self.core.observer.bytes_sent(self.route, nbytes)
+
+    def _relay_failed(self) -> None:
+        self.core.observer.error("relay")
 
     def _write_frames(self, frames: Sequence[str | bytes]) -> None:
         """Queue one Bokeh message; everything queued in one loop turn goes out in one write.
@@ -246,7 +303,11 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         """
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
+        self.messages_out += 1
         if self.settings.get("aperture_compression_level") is not None:
+            nbytes = sum(len(frame) for frame in frames)  # before compression
+            self.bytes_out += nbytes
+            self.core.observer.bytes_sent(self.route, nbytes)
             try:
                 for frame in frames:
                     self.write_message(frame, binary=isinstance(frame, bytes)).add_done_callback(_consume)
@@ -262,6 +323,8 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         connection = self.ws_connection
         if connection is None or connection.is_closing() or not data:
             return
+        self.bytes_out += len(data)
+        self.core.observer.bytes_sent(self.route, len(data))
         try:
             connection.stream.write(data).add_done_callback(_consume)  # type: ignore[attr-defined,union-attr]
         except StreamClosedError:

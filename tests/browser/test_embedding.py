@@ -152,7 +152,7 @@ def test_parent_origin_not_allowed_gets_no_websocket(
         assert "access-control-allow-credentials" not in autoload.value.headers
     refused = re.escape(f"Refusing websocket connection from Origin 'http://{strict.parent_origin}'")
     strict.aperture.wait_for_log(refused)
-    strict.aperture.wait_for_log(r"403 GET /bkapp/ws")
+    strict.aperture.wait_for_log(r'"GET /bkapp/ws" 403')
     # BokehJS gives up on the session; nothing but the refused websocket went wrong.
     deadline = time.monotonic() + 10
     while not any("Could not open websocket" in e for e in bokeh_page.errors()):
