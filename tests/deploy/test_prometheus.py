@@ -142,3 +142,19 @@ def test_the_grafana_dashboard_uses_real_metrics_in_valid_queries(aperture, prom
         prometheus.query(concrete)  # asserts the query is valid PromQL
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["templating"]["list"][0]["query"]["query"] == "label_values(aperture_sessions, app)"
+
+
+def test_the_shipped_alert_rules_and_config_pass_promtool_and_query_real_metrics(aperture, prometheus):
+    promtool = require_tool("promtool", "the Debian package prometheus")
+    config = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
+    checked = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr  # also checks the rule file it names
+    rules = (REPO_ROOT / "deploy" / "prometheus" / "aperture-alerts.yml").read_text()
+    samples = parse(fetch(aperture.url("/metrics"))[2])
+    scraped = {name for name, _ in samples}
+    exprs = re.findall(r"expr: (.+)", rules)
+    assert len(exprs) == 3
+    for expr in exprs:
+        for name in re.findall(r"\baperture_[a-z_]+\b", expr):
+            assert name in scraped, f"{name} (in {expr!r}) is not in a scrape"
+        prometheus.query(expr)  # valid PromQL against the real server

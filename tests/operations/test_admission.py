@@ -25,7 +25,7 @@ from aperture.core import ServerCore
 from aperture.errors import SessionLimitReached
 from aperture.operations.admission import RefusalLog
 from tests.support.rawhttp import Client
-from tests.support.wsclient import BokehClient, model_changed, model_id, ws_url
+from tests.support.wsclient import BokehClient, slider_round_trip, ws_url
 
 APPS = "tests/apps"
 TOKEN_RE = re.compile(r'"token":\s*"([^"]+)"')
@@ -53,20 +53,6 @@ def assert_refused(reply, app: str) -> None:
     assert reply.headers["content-type"].startswith("text/html")
     assert f"The app at {app} cannot open a new session" in page and "try again" in page
     assert "Traceback" not in page
-
-
-async def patch_round_trip(url: str, token: str, value: int) -> None:
-    """A second tab of the session: PULL-DOC, then a PATCH-DOC whose Python callback answers."""
-    client = await BokehClient.connect(ws_url(url), token)
-    try:
-        slider = model_id((await client.pull()).content, "slider")
-        ok, before = await client.reply_to(
-            await client.send("PATCH-DOC", model_changed(slider, "value", value))
-        )
-        assert ok.msgtype == "OK"
-        assert before[0].content["events"][0]["new"] == f"value={value}"
-    finally:
-        await client.close()
 
 
 def get(server, path: str):
@@ -124,8 +110,8 @@ async def test_existing_sessions_are_served_page_and_websocket(full) -> None:
     assert again.status == 200
     http.close()
     assert get_session_id(token_of(again)) == session_id
-    await patch_round_trip(server.url("/demo"), demo_token, 3)
-    await patch_round_trip(server.url("/demo"), token_of(again), 4)
+    await slider_round_trip(server.url("/demo"), demo_token, 3)
+    await slider_round_trip(server.url("/demo"), token_of(again), 4)
 
 
 async def test_a_websocket_that_would_create_a_session_is_closed_with_1013(full) -> None:
@@ -166,7 +152,7 @@ async def test_a_flood_of_views_is_refused_quietly_and_sessions_keep_working(ful
     assert {status for batch in statuses for status in batch} == {503}
     assert server.logs().count(REFUSAL_LOG) - logged_before <= 1  # rate-limited: not 320 lines
     assert server.running and get(server, "/healthz").status == 200
-    await patch_round_trip(server.url("/demo"), demo_token, 5)
+    await slider_round_trip(server.url("/demo"), demo_token, 5)
     ticker = await BokehClient.connect(ws_url(server.url("/ticker")), ticker_token)
     assert (await ticker.pull()).content["doc"]["roots"]
     await ticker.close()
@@ -189,7 +175,7 @@ async def test_the_per_app_limit_refuses_only_that_app(server_factory) -> None:
     http.close()
     client = await BokehClient.connect(ws_url(server.url("/demo")), new_token(), wait_ack=False)
     assert (await client.closed()).code == 1013
-    await patch_round_trip(server.url("/demo"), token_of(first), 2)
+    await slider_round_trip(server.url("/demo"), token_of(first), 2)
     server.wait_for_log(
         r"Refused a new session of /demo: app /demo in this process is at --max-sessions-per-app 1"
     )

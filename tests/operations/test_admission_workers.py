@@ -16,7 +16,7 @@ import pytest
 from bokeh.util.token import generate_jwt_token, generate_session_id, get_token_payload
 
 from tests.support.rawhttp import Client
-from tests.support.wsclient import BokehClient, model_changed, model_id, ws_url
+from tests.support.wsclient import BokehClient, slider_round_trip, ws_url
 
 APPS = "tests/apps"
 TOKEN_RE = re.compile(r'"token":\s*"([^"]+)"')
@@ -33,19 +33,6 @@ def page_token(reply) -> str:
 def owner_worker(token: str) -> str:
     """The worker number in the page's owner hint (`HOST:PORT|N`, host empty without a key)."""
     return str(get_token_payload(token)["__ap_owner"]).rpartition("|")[2]
-
-
-async def patch_round_trip(url: str, token: str, value: int) -> None:
-    client = await BokehClient.connect(ws_url(url), token)
-    try:
-        slider = model_id((await client.pull()).content, "slider")
-        ok, before = await client.reply_to(
-            await client.send("PATCH-DOC", model_changed(slider, "value", value))
-        )
-        assert ok.msgtype == "OK"
-        assert before[0].content["events"][0]["new"] == f"value={value}"
-    finally:
-        await client.close()
 
 
 async def test_a_view_refused_by_a_full_worker_is_served_by_its_sibling(server_factory) -> None:
@@ -73,7 +60,7 @@ async def test_a_view_refused_by_a_full_worker_is_served_by_its_sibling(server_f
         http.close()
     for round_ in range(2):  # websockets land on either worker: relayed to the owner as needed
         for i, token in enumerate(tokens):
-            await patch_round_trip(server.url("/demo"), token, 2 * round_ + i + 3)  # the slider starts at 1
+            await slider_round_trip(server.url("/demo"), token, 2 * round_ + i + 3)  # the slider starts at 1
     fresh = generate_jwt_token(generate_session_id(None, False), secret_key=None, signed=False)
     client = await BokehClient.connect(ws_url(server.url("/demo")), fresh, wait_ack=False)
     assert (await client.closed()).code == 1013

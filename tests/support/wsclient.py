@@ -60,6 +60,7 @@ class BokehClient:
 
     def __init__(self, conn: WebSocketClientConnection) -> None:
         self.conn = conn
+        self._released = False  # close() has run: a second call has nothing left to wait for
 
     @classmethod
     async def connect(
@@ -151,6 +152,9 @@ class BokehClient:
 
     async def close(self, timeout: float = 5.0) -> None:
         """Close and wait until the socket is really gone (no ResourceWarning later)."""
+        if self._released:
+            return
+        self._released = True
         self.conn.close()
         try:
             while await asyncio.wait_for(self.conn.read_message(), timeout) is not None:
@@ -180,3 +184,18 @@ def model_id(doc_content: dict[str, Any], name: str) -> str:
 
 def model_changed(model: str, attr: str, new: Any) -> dict[str, Any]:
     return {"events": [{"kind": "ModelChanged", "model": {"id": model}, "attr": attr, "new": new}]}
+
+
+async def slider_round_trip(url: str, token: str, value: int) -> None:
+    """A tab of the session of tests/apps/demo.py: PULL-DOC, then a PATCH-DOC moving its slider to
+    `value`, whose Python callback answers with the new value before the OK."""
+    client = await BokehClient.connect(ws_url(url), token)
+    try:
+        slider = model_id((await client.pull()).content, "slider")
+        ok, before = await client.reply_to(
+            await client.send("PATCH-DOC", model_changed(slider, "value", value))
+        )
+        assert ok.msgtype == "OK"
+        assert before[0].content["events"][0]["new"] == f"value={value}"
+    finally:
+        await client.close()
