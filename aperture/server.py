@@ -15,6 +15,7 @@ apply as they do for the command line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import socket
@@ -139,8 +140,10 @@ class Server:
             return None
         model_ids.install()
         lifetime = (cfg.unused_session_lifetime + cfg.check_unused_sessions) / 1000
+        store = RedisStore(cfg.session_store)
+        store.on_failure = functools.partial(self.core.observer.error, "store")  # counted in the metrics
         return StoreKeeper(
-            RedisStore(cfg.session_store),
+            store,
             identity=peers.identity,
             ttl=max(60.0, 2 * lifetime),
             flush_interval=cfg.session_store_flush / 1000,

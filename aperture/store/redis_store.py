@@ -148,6 +148,7 @@ class RedisStore:
         self._last_logged = 0.0
         self._probe: asyncio.Task[None] | None = None
         self.on_return: Callable[[], None] | None = None  # called when Redis is reachable again
+        self.on_failure: Callable[[], None] | None = None  # each failed call or probe (metrics)
 
     # -- availability -------------------------------------------------------------
 
@@ -158,6 +159,8 @@ class RedisStore:
             return await asyncio.wait_for(operation(), self.timeout)
         except (RedisError, OSError, TimeoutError) as exc:
             self._went_down(what, exc)
+            if self.on_failure is not None:
+                self.on_failure()
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
 
     def _down_for(self) -> float:
@@ -187,6 +190,8 @@ class RedisStore:
             try:
                 await asyncio.wait_for(self._client.ping(), self.timeout)
             except (RedisError, OSError, TimeoutError) as exc:
+                if self.on_failure is not None:  # so an outage keeps counting, once per probe
+                    self.on_failure()
                 if time.monotonic() - self._last_logged >= self.log_interval:
                     self._last_logged = time.monotonic()
                     log.error(

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.operations.scrape import fetch, parse, scrape, series, value, wait_for
+from tests.support.servers import free_port
 from tests.support.wsclient import BokehClient, fetch_token, model_changed, model_id, ws_url
 
 USER = {"X-Test-User": "alice"}
@@ -255,3 +256,16 @@ async def test_the_event_loop_lag_probe_runs(server):
     first = value(metrics(server), "aperture_event_loop_lag_seconds_count")
     await asyncio.sleep(0.6)
     assert value(metrics(server), "aperture_event_loop_lag_seconds_count") > first
+
+
+def test_a_failing_session_store_counts_store_errors(server_factory):
+    """A store nobody listens on: each failed call, and each failed probe while it is down (one a
+    second), counts as kind "store"; pages still work (without failover)."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    srv = server_factory(["tests/apps/demo.py"], ["--metrics", "--session-store", dead])
+    fetch_token(srv.url("/demo"))
+    counted = wait_for(lambda: value(metrics(srv), "aperture_errors_total", kind="store"))
+    assert counted >= 1
+    wait_for(lambda: value(metrics(srv), "aperture_errors_total", kind="store") > counted, timeout=5)
+    fetch_token(srv.url("/demo"))
+    assert value(metrics(srv), "aperture_sessions", app="/demo", state="live") == 2
