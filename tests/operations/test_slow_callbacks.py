@@ -22,11 +22,25 @@ MODES = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(MODES))
-def server(request, module_server_factory):
-    server = module_server_factory(["tests/operations/apps/timers.py"], MODES[request.param])
-    server.mode = request.param
+def _started(factory, mode):
+    server = factory(["tests/operations/apps/timers.py"], MODES[mode])
+    server.mode = mode
     return server
+
+
+@pytest.fixture(scope="module")
+def loop_server(module_server_factory):
+    return _started(module_server_factory, "loop")
+
+
+@pytest.fixture(scope="module")
+def threads_server(module_server_factory):
+    return _started(module_server_factory, "threads")
+
+
+@pytest.fixture(params=sorted(MODES))
+def server(request):
+    return request.getfixturevalue(f"{request.param}_server")
 
 
 def warnings_about(text: str, what: str, session_id: str) -> list[str]:
@@ -56,9 +70,8 @@ async def test_a_slow_timer_callback_and_a_slow_message_warn_once_each(server):
         assert slow >= 2
 
 
-async def test_log_lines_from_app_code_carry_app_and_session(server):
-    if server.mode != "threads":
-        pytest.skip("JSON logs (fields checked) in the threads mode only")
+async def test_log_lines_from_app_code_carry_app_and_session(threads_server):
+    server = threads_server  # JSON logs: the fields can be checked
     mark = LogMark(server)
     page = server.url("/timers")
     token = fetch_token(page)
@@ -76,9 +89,8 @@ async def test_log_lines_from_app_code_carry_app_and_session(server):
     assert errors and all(e.get("app") == "/timers" and e.get("session") for e in errors)
 
 
-def test_without_metrics_the_endpoint_is_not_there(server):
-    if server.mode != "loop":
-        pytest.skip("the loop-mode server runs without --metrics")
+def test_without_metrics_the_endpoint_is_not_there(loop_server):
+    server = loop_server  # runs without --metrics
     with pytest.raises(urllib.error.HTTPError) as missing:
         fetch(server.url("/metrics"))
     missing.value.close()
