@@ -27,6 +27,22 @@ DEFAULT_HEADER_TIMEOUT = 60  # seconds; nginx's client_header_timeout, where Tor
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    """`--oidc-*`: who the provider is, how this server is registered with it, who may sign in."""
+
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    user_claim: str | None = None  # None: preferred_username, else email, else sub
+    allowed_users: tuple[str, ...] = ()
+    allowed_groups: tuple[str, ...] = ()
+    groups_claim: str = "groups"
+    pass_claims: tuple[str, ...] = ()
+    redirect_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a server needs to know, validated. Times are in milliseconds unless named."""
 
@@ -97,6 +113,7 @@ class Config:
     access_log: bool = True
     setup: str | None = None  # script run once per process before serving
     warm: bool = False  # build each app's document once at start-up
+    oidc: OidcSettings | None = None  # built-in OpenID Connect sign-in (--oidc-issuer)
 
     @property
     def log_json(self) -> bool:
@@ -280,6 +297,96 @@ def _admin_users(flags: Mapping[str, Any], auth_module: str | None) -> tuple[str
     return users
 
 
+_OIDC_DETAIL_FLAGS = (
+    "oidc_client_id",
+    "oidc_client_secret_file",
+    "oidc_scopes",
+    "oidc_user_claim",
+    "oidc_allowed_users",
+    "oidc_allowed_groups",
+    "oidc_groups_claim",
+    "oidc_pass_claims",
+    "oidc_redirect_url",
+)
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _oidc_secret(flags: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    from_env = _env(environ, "APERTURE_OIDC_CLIENT_SECRET")
+    path = flags.get("oidc_client_secret_file")
+    if path and from_env:
+        raise ConfigError(
+            "--oidc-client-secret-file and APERTURE_OIDC_CLIENT_SECRET both give the client secret; keep one"
+        )
+    if path:
+        try:
+            with open(path, encoding="utf-8") as secret_file:
+                secret = secret_file.read().strip()
+        except OSError as exc:
+            raise ConfigError(f"--oidc-client-secret-file: cannot read {path}: {exc.strerror}") from None
+        if not secret:
+            raise ConfigError(f"--oidc-client-secret-file: {path} is empty")
+        return secret
+    if not from_env:
+        raise ConfigError(
+            "--oidc-issuer needs the client secret: set APERTURE_OIDC_CLIENT_SECRET or name a file with "
+            "--oidc-client-secret-file"
+        )
+    return from_env
+
+
+def _http_url(value: str, what: str, *, https_unless_loopback: bool) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{what} must be an absolute http(s) URL, got {value!r}")
+    if https_unless_loopback and parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ConfigError(f"{what} must use https (http is accepted only on loopback), got {value!r}")
+    return value
+
+
+def _oidc(
+    flags: Mapping[str, Any], environ: Mapping[str, str], auth_module: str | None, keyed: bool
+) -> OidcSettings | None:
+    issuer = flags.get("oidc_issuer") or _env(environ, "APERTURE_OIDC_ISSUER")
+    if not issuer:
+        given = [name for name in _OIDC_DETAIL_FLAGS if flags.get(name)]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise ConfigError(f"{flag} configures OpenID Connect sign-in: add --oidc-issuer")
+        return None
+    if auth_module:
+        raise ConfigError(
+            "--oidc-issuer and --auth-module (BOKEH_AUTH_MODULE) exclude each other: sign users in with the "
+            "built-in OpenID Connect support or with an auth module, not both"
+        )
+    client_id = flags.get("oidc_client_id") or _env(environ, "APERTURE_OIDC_CLIENT_ID")
+    if not client_id:
+        raise ConfigError("--oidc-issuer needs --oidc-client-id (or APERTURE_OIDC_CLIENT_ID)")
+    if not keyed:
+        raise ConfigError(
+            "--oidc-issuer keeps sign-ins in encrypted cookies: set BOKEH_SECRET_KEY (or --cookie-secret), the "
+            "same on every instance; create one with `aperture secret`"
+        )
+    scopes = tuple(flags.get("oidc_scopes") or ("openid", "profile", "email"))
+    if "openid" not in scopes:
+        scopes = ("openid", *scopes)
+    redirect = flags.get("oidc_redirect_url") or _env(environ, "APERTURE_OIDC_REDIRECT_URL")
+    return OidcSettings(
+        issuer=_http_url(issuer.rstrip("/"), "--oidc-issuer", https_unless_loopback=True),
+        client_id=client_id,
+        client_secret=_oidc_secret(flags, environ),
+        scopes=scopes,
+        user_claim=flags.get("oidc_user_claim") or None,
+        allowed_users=tuple(flags.get("oidc_allowed_users") or ()),
+        allowed_groups=tuple(flags.get("oidc_allowed_groups") or ()),
+        groups_claim=flags.get("oidc_groups_claim") or "groups",
+        pass_claims=tuple(flags.get("oidc_pass_claims") or ()),
+        redirect_url=_http_url(redirect, "--oidc-redirect-url", https_unless_loopback=False)
+        if redirect
+        else None,
+    )
+
+
 def _setup_script(path: str | None) -> str | None:
     if path is None:
         return None
@@ -441,4 +548,10 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         access_log=parse_bool(access_log, "--access-log / APERTURE_ACCESS_LOG"),
         setup=_setup_script(flags.get("setup")),
         warm=bool(flags.get("warm")),
+        oidc=_oidc(
+            flags,
+            env,
+            auth_module,
+            keyed=bool(secret or flags.get("cookie_secret") or _env(env, "BOKEH_COOKIE_SECRET")),
+        ),
     )

@@ -317,6 +317,67 @@ SETTINGS: tuple[Setting, ...] = (
         "the first visitor (as panel serve --warm). Aperture only.",
         kind="bool",
     ),
+    _s(
+        "oidc_issuer",
+        "Sign users in with this OpenID Connect provider (its issuer URL; https, or http on loopback): "
+        "every page, websocket and app file then needs a signed-in user. Excludes --auth-module. Needs "
+        "--oidc-client-id, a client secret (APERTURE_OIDC_CLIENT_SECRET or --oidc-client-secret-file) and "
+        "BOKEH_SECRET_KEY or --cookie-secret, the same on every instance. Aperture only.",
+        env="APERTURE_OIDC_ISSUER",
+        metavar="URL",
+    ),
+    _s(
+        "oidc_client_id",
+        "The client id registered with the provider.",
+        env="APERTURE_OIDC_CLIENT_ID",
+        metavar="ID",
+    ),
+    _s(
+        "oidc_client_secret_file",
+        "File holding the client secret (instead of APERTURE_OIDC_CLIENT_SECRET; never on the command line).",
+        metavar="PATH",
+    ),
+    _s(
+        "oidc_scopes",
+        "Scopes to ask for (default: openid profile email; 'openid' is always added).",
+        kind="list",
+        metavar="SCOPE",
+    ),
+    _s(
+        "oidc_user_claim",
+        "The id_token claim that names the user (default: preferred_username, else email, else sub).",
+        metavar="CLAIM",
+    ),
+    _s(
+        "oidc_allowed_users",
+        "Only these users (as the user claim names them) may sign in.",
+        kind="list",
+        metavar="USER",
+    ),
+    _s(
+        "oidc_allowed_groups",
+        "Only members of one of these groups (or roles) may sign in; see --oidc-groups-claim.",
+        kind="list",
+        metavar="GROUP",
+    ),
+    _s(
+        "oidc_groups_claim",
+        "The claim listing the user's groups or roles (default: groups).",
+        metavar="CLAIM",
+    ),
+    _s(
+        "oidc_pass_claims",
+        "Claims apps may read from session_context.request.claims (default: the user claim only).",
+        kind="list",
+        metavar="CLAIM",
+    ),
+    _s(
+        "oidc_redirect_url",
+        "The callback URL the provider sends users back to, as the browser sees it behind a proxy "
+        "(default: made from the request: <scheme>://<host><prefix>/oidc/callback).",
+        env="APERTURE_OIDC_REDIRECT_URL",
+        metavar="URL",
+    ),
     _s("glob", "Expand app paths as glob patterns.", kind="bool"),
 )
 
