@@ -66,6 +66,8 @@ class Server:
         if applications is None:
             raise ConfigError("Server needs at least one application")
         self._applications = applications_for_objects(applications)
+        if self.config.oidc is not None:  # never serve the apps open when a sign-in was asked for
+            raise ConfigError("--oidc-issuer: OpenID Connect sign-in is not in this build yet; remove the option")
         self.auth = load_auth_module(self.config.auth_module) if self.config.auth_module else NO_AUTH
         logout_url = self.auth.logout_url_for(self.config.prefix)
         self.core = ServerCore(self.config, self._applications, logout_url=logout_url)
