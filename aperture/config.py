@@ -285,13 +285,16 @@ def _store_url(url: str | None) -> str | None:
     return url
 
 
-def _admin_users(flags: Mapping[str, Any], auth_module: str | None) -> tuple[str, ...]:
+def _admin_users(
+    flags: Mapping[str, Any], auth_module: str | None, environ: Mapping[str, str]
+) -> tuple[str, ...]:
     users = tuple(flags.get("admin_users") or ())
     if users and not flags.get("admin"):
         raise ConfigError("--admin-users: the admin page is off; add --admin to serve it")
-    if users and not auth_module:
+    signs_in = auth_module or flags.get("oidc_issuer") or _env(environ, "APERTURE_OIDC_ISSUER")
+    if users and not signs_in:
         raise ConfigError(
-            "--admin-users names users an auth module signs in; add --auth-module (or BOKEH_AUTH_MODULE), "
+            "--admin-users names users who sign in; add --auth-module (or BOKEH_AUTH_MODULE) or --oidc-issuer, "
             "or drop --admin-users to allow the admin page from this machine only"
         )
     return users
@@ -544,7 +547,7 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             allow_zero=True,
         ),
         admin=bool(flags.get("admin")),
-        admin_users=_admin_users(flags, auth_module),
+        admin_users=_admin_users(flags, auth_module, env),
         access_log=parse_bool(access_log, "--access-log / APERTURE_ACCESS_LOG"),
         setup=_setup_script(flags.get("setup")),
         warm=bool(flags.get("warm")),

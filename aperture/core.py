@@ -33,6 +33,7 @@ from aperture.errors import (
     SessionLimitReached,
     TokenError,
 )
+from aperture.identity.flow import SESSION_COOKIE as SIGN_IN_COOKIES
 from aperture.operations.admission import Admission
 from aperture.operations.observer import Observers
 from aperture.peers import Destination, Peers
@@ -62,6 +63,8 @@ class IncomingRequest:
     headers: dict[str, str] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
     source: Any = None
+    user: str | None = None  # the signed-in user (built-in sign-in), for session_context.request
+    claims: dict[str, Any] = field(default_factory=dict)
 
     def argument(self, name: str) -> str | None:
         values = self.arguments.get(name)
@@ -356,7 +359,8 @@ class ServerCore:
         Header names match in any case, as HTTP means them. The Cookie header is rebuilt for the
         app from the kept cookies (so --include/--exclude-cookies shape it too) unless
         --include-headers names it; when --exclude-headers names it, the app sees neither the
-        header nor the cookies it carries (which would otherwise put it back).
+        header nor the cookies it carries (which would otherwise put it back). The built-in
+        sign-in's cookies are never among them (apps read `request.user` and `.claims`).
         """
         cfg = self.config
         include = None if cfg.include_headers is None else {name.lower() for name in cfg.include_headers}
@@ -370,7 +374,8 @@ class ServerCore:
             return headers, {}
         if include is None or "cookie" not in include:
             headers = {name: value for name, value in headers.items() if name.lower() != "cookie"}
-        return headers, _filtered(request.cookies, cfg.include_cookies, cfg.exclude_cookies)
+        cookies = {k: v for k, v in request.cookies.items() if not k.startswith(SIGN_IN_COOKIES)}
+        return headers, _filtered(cookies, cfg.include_cookies, cfg.exclude_cookies)
 
     def _token_for(self, session_id: str, registry: SessionRegistry, request: IncomingRequest) -> str:
         """A token for a page: arguments and `process_request` output, never headers or cookies.
@@ -399,14 +404,22 @@ class ServerCore:
 
         Headers and cookies come from the live request unless the token carries them and is
         trusted (signed with our key: minted by a key holder). Arguments come from the token
-        when it has them (the page's query), else from the live request.
+        when it has them (the page's query), else from the live request. The signed-in user and
+        claims always come from the live request: they are never put in a token.
         """
         headers, cookies = self._visible(request)
         if trust_payload and ("headers" in payload or "cookies" in payload):
             headers = dict(payload.get("headers", {}))
             cookies = dict(payload.get("cookies", {}))
         arguments = payload.get("arguments", request.arguments)
-        data = RequestData(arguments=arguments, cookies=cookies, headers=headers, source=request.source)
+        data = RequestData(
+            arguments=arguments,
+            cookies=cookies,
+            headers=headers,
+            source=request.source,
+            user=request.user,
+            claims=request.claims,
+        )
         visible = {k: v for k, v in payload.items() if not k.startswith("__ap_")}
         visible.update(headers=data.headers, cookies=cookies, arguments=arguments)
         return data, visible

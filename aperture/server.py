@@ -34,6 +34,8 @@ from aperture.apps.loading import AppSpec, applications_for_objects
 from aperture.config import Config, resolve
 from aperture.core import ServerCore
 from aperture.errors import ConfigError
+from aperture.identity.cookies import deployment_secret
+from aperture.identity.relying_party import RelyingParty
 from aperture.operations import plugins, startup
 from aperture.pages import PageRenderer
 from aperture.peers import Peers, WorkerGroup
@@ -44,6 +46,8 @@ from aperture.store.redis_store import RedisStore
 from aperture.watchdog import Watchdog, exit_abandoned
 from aperture.web.auth import NO_AUTH, load_auth_module
 from aperture.web.frontend import TORNADO_VERSION, FrontEnd, bind, bind_worker_socket, tls_context
+from aperture.web.oidc_handlers import OidcSeam
+from aperture.web.oidc_transport import TornadoTransport
 
 log = logging.getLogger("aperture.server")
 
@@ -66,12 +70,19 @@ class Server:
         if applications is None:
             raise ConfigError("Server needs at least one application")
         self._applications = applications_for_objects(applications)
-        if self.config.oidc is not None:  # never serve the apps open when a sign-in was asked for
-            raise ConfigError("--oidc-issuer: OpenID Connect sign-in is not in this build yet; remove the option")
-        self.auth = load_auth_module(self.config.auth_module) if self.config.auth_module else NO_AUTH
+        self._oidc_transport: TornadoTransport | None = None
+        self._oidc = self._sign_in()
+        if self._oidc is not None:
+            self.auth = self._oidc.policy()
+        else:
+            self.auth = load_auth_module(self.config.auth_module) if self.config.auth_module else NO_AUTH
         logout_url = self.auth.logout_url_for(self.config.prefix)
         self.core = ServerCore(self.config, self._applications, logout_url=logout_url)
         plugins.attach(self.core)  # metrics, access log, admin view: as configured
+        if self._oidc is not None:
+            self._oidc.on_refusal = functools.partial(
+                self.core.observer.error, "oidc"
+            )  # counted in the metrics
         if self.config.warm:
             self.core.startup_steps.append(startup.warm)
         self._setup_done = False
@@ -91,6 +102,15 @@ class Server:
         self.port: int | None = None
         if self._sockets:
             self._learn_port()
+
+    def _sign_in(self) -> OidcSeam | None:
+        """The built-in OpenID Connect sign-in, with --oidc-issuer (else None)."""
+        cfg = self.config
+        if cfg.oidc is None:
+            return None
+        secret = deployment_secret(cfg.secret_key, cfg.cookie_secret)
+        self._oidc_transport = TornadoTransport()
+        return OidcSeam(RelyingParty(cfg.oidc, secret, self._oidc_transport), cfg.prefix)
 
     @property
     def prefix(self) -> str:
@@ -230,6 +250,8 @@ class Server:
         if front is not None:
             await front.close_connections(max(0.1, when.hooks - time.monotonic()))
             self._front = None
+        if self._oidc_transport is not None:
+            self._oidc_transport.close()  # made again on first use if the server starts again
         self._sockets = []
 
     async def _sleep_unless_hurried(self, until: float) -> None:

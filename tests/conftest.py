@@ -27,6 +27,7 @@ if str(REPO_ROOT) not in sys.path:  # `tests.support` and `aperture` import from
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.support.browser import BokehPage, launch_chromium  # noqa: E402
+from tests.support.oidc import OidcProvider, require_provider  # noqa: E402
 from tests.support.servers import APERTURE, BOKEH, ServerProcess  # noqa: E402
 
 ServerFactory = Callable[..., ServerProcess]
@@ -88,3 +89,13 @@ def bokeh_page(chromium: Any) -> Iterator[BokehPage]:
         yield BokehPage(page)
     finally:
         page.close()
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory, serving_bokeh: bool) -> Iterator[OidcProvider]:
+    """A real OpenID Connect provider (oidc-provider on Node.js) for one test module."""
+    if serving_bokeh:
+        pytest.skip("bokeh serve has no built-in OpenID Connect sign-in")
+    require_provider()
+    with OidcProvider(tmp_path_factory.mktemp("provider")) as started:
+        yield started

@@ -24,6 +24,9 @@ from aperture.operations.observer import Observer, WebsocketEnd
 log = logging.getLogger("aperture.access")
 
 SECRET_PARAMETERS = frozenset({"bokeh-token", "bokeh-session-id"})
+"""Query parameters whose values let a log reader open a session."""
+CALLBACK_SECRETS = frozenset({"code", "state"})
+"""Also hidden on the OpenID Connect callback (`.../oidc/callback`): a code could be redeemed."""
 REDACTED = "REDACTED"
 MAX_PATH = 2000
 SESSION_PREFIX = 12
@@ -45,10 +48,11 @@ def redacted_uri(uri: str) -> str:
     path, sep, query = uri.partition("?")
     if not sep:
         return uri
+    secret = SECRET_PARAMETERS | CALLBACK_SECRETS if path.endswith("/oidc/callback") else SECRET_PARAMETERS
     parts = []
     for part in query.split("&"):
         name, equals, _ = part.partition("=")
-        if equals and unquote_plus(name).strip().lower() in SECRET_PARAMETERS:
+        if equals and unquote_plus(name).strip().lower() in secret:
             part = f"{name}={REDACTED}"
         parts.append(part)
     return f"{path}?{'&'.join(parts)}"

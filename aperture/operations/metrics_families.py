@@ -55,6 +55,7 @@ ERROR_KINDS = (  # made at start, so rates work from zero; other kinds named in 
     "bad_message",  # a websocket message that breaks the protocol (connection closed)
     "bad_frame",  # a frame the WebSocket layer refused (too big, malformed)
     "bad_request",  # a well-formed message the session cannot carry out (ERROR reply)
+    "oidc",  # an OpenID Connect sign-in refused (--oidc-issuer)
     "message",  # app code raised while a message was handled (ERROR reply)
     "callback",  # an app timer callback raised
     "relay",  # a relayed websocket's owner was unreachable or went away

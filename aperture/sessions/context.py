@@ -4,8 +4,9 @@
 before the session does, while hooks and app code build the document).
 `RequestData` is what `session_context.request` answers: `arguments`, `cookies` and
 `headers` captured when the session was created (from the token payload when it has
-them, else from the live request), and any other attribute read from the request
-object that created the session.
+them, else from the live request), `user` and `claims` (who signed in with the built-in
+OpenID Connect sign-in, and the claims the operator passes on; None and {} otherwise), and
+any other attribute read from the request object that created the session.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ class RequestData:
         cookies: Mapping[str, str],
         headers: Mapping[str, str],
         source: Any = None,
+        user: str | None = None,
+        claims: Mapping[str, Any] | None = None,
     ) -> None:
+        self.user = user
+        self.claims = dict(claims or {})
         self.arguments = {k: list(v) for k, v in arguments.items() if k != "bokeh-session-id"}
         self.cookies = dict(cookies)
         headers = dict(headers)

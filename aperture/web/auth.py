@@ -7,6 +7,11 @@
 reference's rules and messages. Every endpoint that exposes an app consults the
 policy: the page, `autoload.js`, `metadata`, the websocket and the app's own
 `static/` files (which the reference leaves open).
+
+Aperture's built-in sign-in (`--oidc-issuer`, see `oidc_handlers`) uses the same policy with three
+extra fields: `get_identity_async` (an identity with `.user` and `.claims`, which apps then read
+from `session_context.request`), `extra_endpoints` and `handler_kwargs` for its own handlers, and
+`watch_websocket` (called for each websocket opened, returning a function that stops watching).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -42,10 +48,18 @@ class AuthPolicy:
     login_handler: type[RequestHandler] | None = None
     logout_url: str | None = None
     logout_handler: type[RequestHandler] | None = None
+    get_identity_async: Any = None
+    extra_endpoints: tuple[tuple[str, type[RequestHandler]], ...] = ()
+    handler_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    watch_websocket: Any = None
 
     @property
     def enabled(self) -> bool:
-        return self.get_user is not None or self.get_user_async is not None
+        return (
+            self.get_user is not None
+            or self.get_user_async is not None
+            or self.get_identity_async is not None
+        )
 
     def validate(self) -> AuthPolicy:
         if self.get_user and self.get_user_async:
@@ -68,13 +82,15 @@ class AuthPolicy:
             raise ConfigError("--auth-module: LogoutHandler can only be used with a relative logout_url")
         return self
 
-    def endpoints(self, prefix: str) -> list[tuple[str, type[RequestHandler]]]:
+    def endpoints(self, prefix: str) -> list[tuple[str, type[RequestHandler], dict[str, Any]]]:
+        """The policy's own handlers, with the arguments each is initialized with."""
         found = []
         if self.login_url and self.login_handler:
             found.append((prefix + self.login_url, self.login_handler))
         if self.logout_url and self.logout_handler:
             found.append((prefix + self.logout_url, self.logout_handler))
-        return found
+        found += [(prefix + path, handler) for path, handler in self.extra_endpoints]
+        return [(path, handler, dict(self.handler_kwargs)) for path, handler in found]
 
     def logout_url_for(self, prefix: str) -> str | None:
         return urljoin(prefix + "/", self.logout_url.lstrip("/")) if self.logout_url else None

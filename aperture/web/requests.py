@@ -3,7 +3,9 @@
 `AuthMixin` applies the auth module to any handler (HTTP or websocket):
 `get_user_async` runs in `prepare`, `get_user` lazily through `current_user`, and
 `require_user()` answers an anonymous request (redirect to login for GET/HEAD,
-403 otherwise). `ApertureHandler` adds short error pages without tracebacks.
+403 otherwise). With built-in sign-in the policy's `get_identity_async` gives an identity: its
+`.user` is the current user, and the identity stays on the request (`IDENTITY_ATTRIBUTE`) so
+`incoming()` hands the user and claims to the session the request creates. `ApertureHandler` adds short error pages without tracebacks.
 
 `RequestContext` (a base of `AuthMixin`, so of every Aperture handler and the websocket) gives
 each request an id (`handler.request_id`: the client's `X-Request-Id` when short and plain, else
@@ -28,14 +30,21 @@ from aperture.web.auth import AuthPolicy
 
 log = logging.getLogger("aperture.server")
 
+IDENTITY_ATTRIBUTE = "aperture_identity"
+"""Where the auth policy leaves a request's signed-in identity (with `.user` and `.claims`)."""
+
 
 def incoming(request: Any) -> IncomingRequest:
-    """Arguments (lists of bytes), Title-Case headers (repeats joined by ','), cookies, source."""
+    """Arguments (lists of bytes), Title-Case headers (repeats joined by ','), cookies, source, and
+    the signed-in user and claims when built-in sign-in identified one."""
+    identity = getattr(request, IDENTITY_ATTRIBUTE, None)
     return IncomingRequest(
         arguments={k: list(v) for k, v in request.query_arguments.items()},
         headers=dict(request.headers),
         cookies={name: morsel.value for name, morsel in request.cookies.items()},
         source=request,
+        user=identity.user if identity is not None else None,
+        claims=dict(identity.claims) if identity is not None else {},
     )
 
 
@@ -76,10 +85,15 @@ class AuthMixin(RequestContext):
     async def prepare(self) -> None:
         if self.auth.get_user_async is not None:
             self.current_user = await self.auth.get_user_async(self)
+        elif self.auth.get_identity_async is not None:
+            identity = await self.auth.get_identity_async(self)
+            self.current_user = identity.user if identity is not None else None
 
     def get_current_user(self) -> Any:
         if self.auth.get_user is not None:
             return self.auth.get_user(self)
+        if self.auth.get_identity_async is not None:
+            return None  # only `prepare` can say who signed in: a handler that skipped it has nobody
         return "default_user"
 
     def get_login_url(self) -> str:

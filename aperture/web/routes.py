@@ -69,7 +69,7 @@ def build_rules(
         else:
             rules.append((base + "/static/extensions/(.*)", ExtensionHandler, extensions))
             rules.append((base + "/static/(.*)", BokehJSHandler, {}))
-    rules += [(re.escape(cfg.prefix) + path, handler, {}) for path, handler in auth.endpoints("")]
+    rules += [(re.escape(cfg.prefix) + path, handler, kwargs) for path, handler, kwargs in auth.endpoints("")]
     if cfg.use_index:
         rules.append((prefix + "/?", IndexHandler, {**common, "index": cfg.index}))
     rules.append((prefix + "/static/extensions/(.*)", ExtensionHandler, extensions))

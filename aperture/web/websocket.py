@@ -4,7 +4,9 @@ Opening checks the origin (403 before the upgrade), the `bokeh` subprotocol and 
 session token (after the upgrade: a close with a 1008 code and a short reason), then
 finds or creates the session. Tornado awaits `open` before it delivers messages, so
 frames that arrive while a session is being created wait instead of failing.
-Messages of one connection are handled strictly in order.
+Messages of one connection are handled strictly in order. With built-in sign-in, a websocket
+served here is closed with 1008 once its sign-in ends and can no longer be refreshed
+(`SIGN_IN_EXPIRED`; see `oidc_watch`); a relayed one is watched by the process it is relayed to.
 
 The server's observer hears of each websocket (`websocket_opened`, and `websocket_closed` with the
 messages and bytes counted both ways, also for one refused after the upgrade), of the bytes sent,
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tornado import websocket
@@ -44,6 +46,8 @@ from aperture.web.requests import AuthMixin, incoming
 from aperture.web.wsprotocol import TOO_BIG, watched
 
 log = logging.getLogger("aperture.websocket")
+
+SIGN_IN_EXPIRED = "sign-in expired; reload the page to sign in again"
 
 
 class KeepAlive:
@@ -91,6 +95,7 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         self._started = time.monotonic()
         self._session_id = ""  # set once the websocket was reported open (served here or relayed)
         self._sent_close: tuple[int | None, str | None] = (None, None)
+        self._stop_watching: Callable[[], None] | None = None  # the sign-in watch, if any
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
 
     def set_default_headers(self) -> None:
@@ -173,7 +178,13 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
         observer.websocket_opened(self.route, False)
         self.connection.open()
         self.keepalive.sockets.add(self)
+        if self.auth.watch_websocket is not None:
+            self._stop_watching = self.auth.watch_websocket(self)
         log.info("Websocket opened for session %r of %s", session.id[:12], self.route)
+
+    def sign_in_expired(self) -> None:
+        """The sign-in this websocket was opened with has ended and cannot be refreshed."""
+        self.close(CLOSE_POLICY_VIOLATION, SIGN_IN_EXPIRED)
 
     async def _relay_to_owner(self, verified: VerifiedToken, destination: Destination) -> bool:
         """Hand the connection to the process of this deployment that owns its session.
@@ -257,6 +268,9 @@ class BokehWebSocket(AuthMixin, websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self.keepalive.sockets.discard(self)
+        if self._stop_watching is not None:
+            self._stop_watching()
+            self._stop_watching = None
         self._report_end()
         if self.relay is not None:
             self.relay.close(self.close_code, self.close_reason)

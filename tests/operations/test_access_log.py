@@ -29,6 +29,8 @@ LINE = re.compile(
         ("/app?x=1", "/app?x=1"),
         ("/app?bokeh-token=abc.def&x=1", "/app?bokeh-token=REDACTED&x=1"),
         ("/app?x=1&bokeh-session-id=s3cr3t", "/app?x=1&bokeh-session-id=REDACTED"),
+        ("/p/oidc/callback?code=abc&state=xyz&iss=i", "/p/oidc/callback?code=REDACTED&state=REDACTED&iss=i"),
+        ("/app?code=1&state=NY", "/app?code=1&state=NY"),  # an app's own parameters stay
         ("/app?Bokeh-Token=abc", "/app?Bokeh-Token=REDACTED"),
         ("/app?bokeh%2Dtoken=abc", "/app?bokeh%2Dtoken=REDACTED"),
         ("/app?bokeh-token+=abc", "/app?bokeh-token+=REDACTED"),  # '+' decodes to a space

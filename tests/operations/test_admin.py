@@ -274,3 +274,14 @@ def test_with_workers_and_a_prefix_a_worker_answers_for_itself(server_factory: A
     seen = reply.json()["server"]
     assert seen["worker"]["count"] == 2 and seen["worker"]["number"] in (0, 1, 2)
     assert seen["pid"] != server.pid  # a worker, not the supervisor
+
+
+def test_admin_users_need_a_sign_in_an_auth_module_or_openid_connect() -> None:
+    from aperture.config import resolve
+    from aperture.errors import ConfigError
+
+    oidc = {"oidc_issuer": "http://127.0.0.1:9/", "oidc_client_id": "c"}
+    env = {"APERTURE_OIDC_CLIENT_SECRET": "s", "BOKEH_SECRET_KEY": "k" * 44}
+    assert resolve({"admin": True, "admin_users": ["alice"], **oidc}, env).admin_users == ("alice",)
+    with pytest.raises(ConfigError, match="--admin-users names users who sign in"):
+        resolve({"admin": True, "admin_users": ["alice"]}, {})
