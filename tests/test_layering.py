@@ -74,3 +74,21 @@ def test_store_knows_no_web_framework_nor_sessions():
 def test_only_the_store_talks_to_redis():
     others = [p for p in modules() if "store" not in p.relative_to(PACKAGE).parts]
     assert offenders(others, ("redis",)) == []
+
+
+def test_identity_knows_no_web_framework_nor_sessions():
+    assert (
+        offenders(modules("identity"), ("tornado", "aperture.web", "aperture.sessions", "aperture.core"))
+        == []
+    )
+
+
+def test_only_operations_talk_to_prometheus_and_only_identity_does_jose_and_crypto():
+    outside_operations = [p for p in modules() if "operations" not in p.relative_to(PACKAGE).parts]
+    assert offenders(outside_operations, ("prometheus_client",)) == []
+    outside_identity = [p for p in modules() if "identity" not in p.relative_to(PACKAGE).parts]
+    assert offenders(outside_identity, ("joserfc", "cryptography")) == []
+
+
+def test_operations_know_no_web_framework():
+    assert offenders(modules("operations"), ("tornado", "aperture.web")) == []

@@ -15,7 +15,6 @@ from typing import Any
 from tornado import web
 
 from aperture.core import ServerCore
-from aperture.operations import plugins
 from aperture.pages import PageRenderer
 from aperture.web.auth import AuthPolicy
 from aperture.web.handlers import (
@@ -40,6 +39,22 @@ from aperture.web.websocket import BokehWebSocket, KeepAlive
 Rule = tuple[str, type[web.RequestHandler], dict[str, Any]]
 
 
+def _operations_rules(core: ServerCore) -> list[Rule]:
+    """The routes of the operations features that are on (see aperture/operations/plugins.py)."""
+    cfg = core.config
+    prefix = re.escape(cfg.prefix)
+    rules: list[Rule] = []
+    if cfg.metrics:
+        from aperture.web.metrics_endpoint import MetricsHandler
+
+        rules.append((prefix + "/metrics", MetricsHandler, {"core": core}))
+    if cfg.admin:
+        from aperture.web.admin_handlers import admin_rules
+
+        rules.extend(admin_rules(core, prefix))
+    return rules
+
+
 def build_rules(
     core: ServerCore, renderer: PageRenderer, keepalive: KeepAlive, icon: bytes | None, auth: AuthPolicy
 ) -> list[Rule]:
@@ -50,7 +65,7 @@ def build_rules(
     rules: list[Rule] = [
         (prefix + "/healthz", HealthHandler, common),
         (prefix + "/readyz", ReadyHandler, common),
-        *plugins.routes(core),
+        *_operations_rules(core),
     ]
     if icon is not None:
         rules.append((r"/favicon\.ico", FaviconHandler, {**common, "icon": icon}))
