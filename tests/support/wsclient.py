@@ -155,7 +155,10 @@ class BokehClient:
         if self._released:
             return
         self._released = True
+        already_closed = self.conn.close_code is not None  # the server closed it: nothing to wait for
         self.conn.close()
+        if already_closed:
+            return
         try:
             while await asyncio.wait_for(self.conn.read_message(), timeout) is not None:
                 pass
