@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from aperture.identity import flow
 from tests.support.oidc import Reply, SignInClient
 from tests.support.servers import REPO_ROOT, ServerProcess
-from tests.support.wsclient import TOKEN_RE, BokehClient, model_changed, model_id, ws_url
+from tests.support.wsclient import TOKEN_RE, BokehClient, document_objects, model_changed, model_id, ws_url
 
 T = TypeVar("T")
 WHOAMI = REPO_ROOT / "tests" / "identity" / "apps" / "whoami"
@@ -43,21 +43,13 @@ def page_token(reply: Reply) -> str:
 
 def div_texts(document: dict[str, Any]) -> dict[str, str]:
     """The ``text`` of every named Div in a pulled document."""
-    found: dict[str, str] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            attributes = node.get("attributes")
-            if node.get("name") == "Div" and isinstance(attributes, dict) and "name" in attributes:
-                found[attributes["name"]] = attributes.get("text", "")
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(document)
-    return found
+    return {
+        node["attributes"]["name"]: node["attributes"].get("text", "")
+        for node in document_objects(document)
+        if node.get("name") == "Div"
+        and isinstance(node.get("attributes"), dict)
+        and "name" in node["attributes"]
+    }
 
 
 async def open_websocket(client: SignInClient, url: str, token: str) -> BokehClient:

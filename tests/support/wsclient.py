@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,21 +167,24 @@ class BokehClient:
             pass
 
 
+def document_objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every dict in a pulled document (models, their attributes, nested values), depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from document_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from document_objects(value)
+
+
 def model_id(doc_content: dict[str, Any], name: str) -> str:
     """The id of the model called `name` anywhere in a pulled document."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "object" and node.get("attributes", {}).get("name") == name:
-                found.append(node["id"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(doc_content)
+    found = [
+        node["id"]
+        for node in document_objects(doc_content)
+        if node.get("type") == "object" and node.get("attributes", {}).get("name") == name
+    ]
     assert found, f"no model named {name!r}"
     return found[0]
 
